@@ -1,0 +1,145 @@
+"""Model names as FINETUNE accepts them: ``name``, ``schema.name`` or ``db.schema.name``.
+
+Each part is either an unquoted identifier (a letter, then letters, digits and underscores;
+Snowflake folds it to upper case) or a double-quoted one (any characters, case kept, ``"``
+written ``""``). Parsing rather than pattern-matching the whole string lets a quoted part hold
+a dot, and lets the error say which part is wrong and why.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from airflow_cortex.exceptions import CortexValidationError
+
+MAX_IDENTIFIER_LENGTH = 255
+_UNQUOTED = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+
+
+@dataclass(frozen=True)
+class IdentifierPart:
+    """One dot-separated part of a model name."""
+
+    text: str
+    """The identifier's value: folded to upper case when unquoted, unescaped when quoted."""
+    quoted: bool
+
+    def sql(self) -> str:
+        """The part as written in SQL."""
+        if self.quoted:
+            return '"' + self.text.replace('"', '""') + '"'
+        return self.text
+
+
+@dataclass(frozen=True)
+class ModelName:
+    """A parsed, validated model name; ``raw`` is what is sent to FINETUNE, unchanged."""
+
+    raw: str
+    parts: tuple[IdentifierPart, ...]
+
+    @property
+    def name(self) -> IdentifierPart:
+        return self.parts[-1]
+
+    @property
+    def schema(self) -> IdentifierPart | None:
+        return self.parts[-2] if len(self.parts) >= 2 else None
+
+    @property
+    def database(self) -> IdentifierPart | None:
+        return self.parts[-3] if len(self.parts) == 3 else None
+
+    def qualified(self, database: str, schema: str) -> str:
+        """The fully qualified name, filling missing parts from a session's database/schema."""
+        db = self.database.sql() if self.database else _default_part(database)
+        sch = self.schema.sql() if self.schema else _default_part(schema)
+        return f"{db}.{sch}.{self.name.sql()}"
+
+
+def _default_part(text: str) -> str:
+    # A session's current database/schema comes back as the stored identifier; render it
+    # quoted only when it could not have been written unquoted.
+    return text if _UNQUOTED.fullmatch(text) and text == text.upper() else IdentifierPart(text, True).sql()
+
+
+def parse_model_name(value: object, parameter: str = "model_name") -> ModelName:
+    """Parse and validate a model name, raising ``CortexValidationError`` naming the rule."""
+    if not isinstance(value, str):
+        raise CortexValidationError(parameter, f"must be a string, not {type(value).__name__}", value)
+    if not value:
+        raise CortexValidationError(parameter, "must not be empty")
+    if value != value.strip():
+        raise CortexValidationError(
+            parameter, "must not start or end with whitespace (quote the identifier to keep spaces)", value
+        )
+
+    parts: list[IdentifierPart] = []
+    pos = 0
+    while True:
+        part, pos = _read_part(value, pos, parameter, len(parts) + 1)
+        parts.append(part)
+        if pos == len(value):
+            break
+        if value[pos] != ".":
+            raise CortexValidationError(
+                parameter,
+                f"unexpected {value[pos]!r} at position {pos}; parts are separated by '.' and an "
+                "identifier with other characters must be enclosed in double quotes",
+                value,
+            )
+        pos += 1
+        if len(parts) == 3:
+            raise CortexValidationError(
+                parameter, "has more than three parts; the most is database.schema.name", value
+            )
+    return ModelName(raw=value, parts=tuple(parts))
+
+
+def _read_part(value: str, pos: int, parameter: str, index: int) -> tuple[IdentifierPart, int]:
+    if pos == len(value) or value[pos] == ".":
+        raise CortexValidationError(parameter, f"part {index} is empty", value)
+    if value[pos] == '"':
+        chars: list[str] = []
+        i = pos + 1
+        while True:
+            if i >= len(value):
+                raise CortexValidationError(parameter, f"part {index} has an unterminated quoted identifier", value)
+            if value[i] == '"':
+                if i + 1 < len(value) and value[i + 1] == '"':
+                    chars.append('"')
+                    i += 2
+                    continue
+                i += 1
+                break
+            chars.append(value[i])
+            i += 1
+        text = "".join(chars)
+        if not text:
+            raise CortexValidationError(parameter, f"part {index} is an empty quoted identifier", value)
+        if "\x00" in text:
+            raise CortexValidationError(parameter, f"part {index} contains a NUL character", value)
+        _check_length(text, parameter, index, value)
+        return IdentifierPart(text, quoted=True), i
+
+    match = _UNQUOTED.match(value, pos)
+    if not match:
+        raise CortexValidationError(
+            parameter,
+            f"part {index} must start with a letter, or be enclosed in double quotes "
+            "(unquoted identifiers are letters, digits and underscores, starting with a letter)",
+            value,
+        )
+    text = match.group()
+    _check_length(text, parameter, index, value)
+    return IdentifierPart(text.upper(), quoted=False), match.end()
+
+
+def _check_length(text: str, parameter: str, index: int, value: str) -> None:
+    if len(text) > MAX_IDENTIFIER_LENGTH:
+        raise CortexValidationError(
+            parameter,
+            f"part {index} is {len(text)} characters long; identifiers are at most {MAX_IDENTIFIER_LENGTH}",
+            value,
+        )

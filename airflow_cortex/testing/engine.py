@@ -1,0 +1,398 @@
+"""The emulated Cortex fine-tuning service: job lifecycle, data accounting, model registry.
+
+It trains nothing. It reproduces what a DAG can observe of Snowflake's service: the job id
+CREATE returns, the PENDING -> IN_PROGRESS -> SUCCESS/ERROR/CANCELLED lifecycle with rising
+progress on a clock you control, the errors Snowflake reports for unusable data, a fully
+qualified model name (suffixed when the name is taken), and figures *computed from the data*
+(trained tokens, and synthetic losses) so that changing the data changes the result.
+
+This module is independent of the SQL plumbing (see :mod:`airflow_cortex.testing.server`):
+the engine is given the FINETUNE arguments and, separately, the rows a job's queries return.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from airflow_cortex.base_models import KNOWN_BASE_MODELS
+from airflow_cortex.exceptions import CortexValidationError
+from airflow_cortex.names import IdentifierPart, ModelName, parse_model_name
+from airflow_cortex.statements import normalize_options
+
+Clock = Callable[[], float]
+
+# Emulator choices where Snowflake's behaviour is not documented; see the module docs.
+DEFAULT_EPOCHS_CAP = 3
+CHARS_PER_TOKEN = 4
+VALIDATION_SPLIT_EVERY = 10
+
+
+class ManualClock:
+    """A clock that moves only when told to, for tests that step a job through its life."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._lock = threading.Lock()
+
+    def __call__(self) -> float:
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> float:
+        with self._lock:
+            self._now += seconds
+            return self._now
+
+
+class EmulatedSnowflakeError(Exception):
+    """An error FINETUNE reports synchronously, as a SQL error with Snowflake's codes."""
+
+    def __init__(self, message: str, errno: int = 100357, sqlstate: str = "22023") -> None:
+        self.message = message
+        self.errno = errno
+        self.sqlstate = sqlstate
+        super().__init__(message)
+
+
+def estimate_tokens(text: str) -> int:
+    """The emulator's token count: one token per four characters, rounded up."""
+    return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+@dataclass(frozen=True)
+class DataSummary:
+    """What a job's data amounts to, once rows with a NULL prompt or completion are dropped."""
+
+    rows: int
+    input_tokens: int
+    """Prompt plus completion tokens, each truncated to the base model's window."""
+    distinct_completions: int
+    vocabulary: frozenset[str]
+
+    @classmethod
+    def from_rows(cls, rows: Iterable[tuple[Any, Any]], prompt_limit: int, completion_limit: int) -> DataSummary:
+        count = tokens = 0
+        completions: set[str] = set()
+        vocabulary: set[str] = set()
+        for prompt, completion in rows:
+            if prompt is None or completion is None:
+                continue
+            prompt_text, completion_text = str(prompt), str(completion)
+            count += 1
+            tokens += min(estimate_tokens(prompt_text), prompt_limit)
+            tokens += min(estimate_tokens(completion_text), completion_limit)
+            completions.add(completion_text)
+            vocabulary.update(completion_text.lower().split())
+        return cls(count, tokens, len(completions), frozenset(vocabulary))
+
+
+@dataclass(frozen=True)
+class FinetuneCall:
+    """One FINETUNE call exactly as the SQL layer decoded its arguments."""
+
+    operation: str
+    arguments: tuple[Any, ...]
+    database: str | None
+    schema: str | None
+
+
+@dataclass
+class EmulatedJob:
+    id: str
+    model_name: ModelName
+    base_model: str
+    training_query: str
+    validation_query: str | None
+    options: dict[str, Any]
+    database: str
+    schema: str
+    created_at: float
+    pending_seconds: float
+    training_seconds: float
+    loaded: bool = False
+    epochs: int = 1
+    training: DataSummary | None = None
+    validation: DataSummary | None = None
+    error: tuple[str, str] | None = None
+    cancelled_at: float | None = None
+    model: str | None = None
+    trained_tokens: int | None = None
+    training_loss: float | None = None
+    validation_loss: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def started_at(self) -> float:
+        return self.created_at + self.pending_seconds
+
+    @property
+    def finishes_at(self) -> float:
+        if self.error is not None:
+            return self.started_at
+        return self.started_at + self.training_seconds
+
+    def status(self, now: float) -> str:
+        if self.cancelled_at is not None and self.cancelled_at < self.finishes_at:
+            return "CANCELLED"
+        if now < self.started_at or not self.loaded:
+            return "PENDING"
+        if self.error is not None:
+            return "ERROR"
+        if now < self.finishes_at:
+            return "IN_PROGRESS"
+        return "SUCCESS"
+
+    def progress(self, now: float) -> float:
+        at = min(now, self.cancelled_at) if self.cancelled_at is not None else now
+        if not self.loaded or at < self.started_at or self.error is not None:
+            return 0.0
+        if at >= self.finishes_at:
+            return 1.0
+        return round(min((at - self.started_at) / self.training_seconds, 0.99), 2)
+
+
+class CortexEngine:
+    """Thread-safe store of emulated jobs; every public method is one FINETUNE form."""
+
+    def __init__(
+        self,
+        clock: Clock | None = None,
+        pending_seconds: float = 1.0,
+        training_seconds: float = 5.0,
+    ) -> None:
+        if pending_seconds < 0 or training_seconds <= 0:
+            raise ValueError("pending_seconds must be >= 0 and training_seconds > 0")
+        self.clock: Clock = clock or time.time
+        self.pending_seconds = pending_seconds
+        self.training_seconds = training_seconds
+        self._lock = threading.RLock()
+        self._jobs: dict[str, EmulatedJob] = {}
+        self._models: set[str] = set()
+        self.calls: list[FinetuneCall] = []
+
+    # --- the SQL entry point ----------------------------------------------------------------
+
+    def call(self, arguments: list[Any], database: str | None, schema: str | None) -> str:
+        """Dispatch one ``FINETUNE(...)`` call; returns the text Snowflake would return."""
+        if not arguments or not isinstance(arguments[0], str):
+            raise EmulatedSnowflakeError("FINETUNE: the first argument must be one of CREATE, DESCRIBE, SHOW, CANCEL")
+        operation = arguments[0].upper()
+        with self._lock:
+            self.calls.append(FinetuneCall(operation, tuple(arguments[1:]), database, schema))
+            if operation == "CREATE":
+                return self.create(arguments[1:], database, schema)
+            if operation == "SHOW" and len(arguments) == 1:
+                return json.dumps(self.show())
+            if operation in ("DESCRIBE", "CANCEL") and len(arguments) == 2:
+                job_id = arguments[1]
+                if operation == "DESCRIBE":
+                    return json.dumps(self.describe(job_id))
+                return self.cancel(job_id)
+        raise EmulatedSnowflakeError(
+            f"FINETUNE: invalid arguments for {operation!r} ({len(arguments)} given); "
+            "expected CREATE(name, base_model, training_query[, validation_query[, options]]), "
+            "DESCRIBE(job_id), SHOW() or CANCEL(job_id)"
+        )
+
+    # --- CREATE -----------------------------------------------------------------------------
+
+    def create(self, args: list[Any], database: str | None, schema: str | None) -> str:
+        if not 3 <= len(args) <= 5:
+            raise EmulatedSnowflakeError("FINETUNE('CREATE') takes 4 to 6 arguments")
+        name, base_model, training_query = args[0], args[1], args[2]
+        validation_query = args[3] if len(args) > 3 else None
+        raw_options = args[4] if len(args) > 4 else None
+        for label, value in (("name", name), ("base_model", base_model), ("training_data_query", training_query)):
+            if not isinstance(value, str) or not value:
+                raise EmulatedSnowflakeError(f"FINETUNE('CREATE'): {label} must be a non-empty string")
+        if validation_query == "":
+            validation_query = None
+        try:
+            model_name = parse_model_name(name, "name")
+            options = normalize_options(raw_options)
+        except CortexValidationError as exc:
+            raise EmulatedSnowflakeError(f"FINETUNE('CREATE'): {exc}") from None
+        if base_model not in KNOWN_BASE_MODELS:
+            raise EmulatedSnowflakeError(
+                f"FINETUNE('CREATE'): base model {base_model!r} is not supported for fine-tuning"
+            )
+        has_database = bool(database) and database not in ("memory", "system", "temp")
+        if model_name.database is None and not has_database:
+            raise EmulatedSnowflakeError(
+                "Cannot perform CREATE MODEL. This session does not have a current database. "
+                "Call 'USE DATABASE', or use a qualified name.",
+                errno=90105,
+                sqlstate="22000",
+            )
+        job = EmulatedJob(
+            id=f"ft_{uuid.uuid4()}",
+            model_name=model_name,
+            base_model=base_model,
+            training_query=training_query,
+            validation_query=validation_query,
+            options=options,
+            database=database or "",
+            schema=schema or "PUBLIC",
+            created_at=self.clock(),
+            pending_seconds=self.pending_seconds,
+            training_seconds=self.training_seconds,
+        )
+        self._jobs[job.id] = job
+        return job.id
+
+    def jobs_to_load(self) -> list[EmulatedJob]:
+        """Jobs whose data has not been read yet; the SQL layer reads it outside any UDF."""
+        with self._lock:
+            return [job for job in self._jobs.values() if not job.loaded]
+
+    def load(
+        self,
+        job_id: str,
+        training_rows: list[tuple[Any, Any]] | None,
+        validation_rows: list[tuple[Any, Any]] | None,
+        query_error: tuple[str, str] | None = None,
+    ) -> None:
+        """Record what a job's queries returned (or why they failed) and fix its outcome."""
+        with self._lock:
+            job = self._jobs[job_id]
+            job.loaded = True
+            if query_error is not None:
+                job.error = query_error
+                return
+            spec = KNOWN_BASE_MODELS[job.base_model]
+            rows = training_rows or []
+            if job.validation_query is None and len(rows) >= VALIDATION_SPLIT_EVERY:
+                # Snowflake splits the training data itself when no validation query is given.
+                validation_rows = rows[VALIDATION_SPLIT_EVERY - 1 :: VALIDATION_SPLIT_EVERY]
+                rows = [r for i, r in enumerate(rows) if i % VALIDATION_SPLIT_EVERY != VALIDATION_SPLIT_EVERY - 1]
+            training = DataSummary.from_rows(rows, spec.prompt_tokens, spec.completion_tokens)
+            validation = DataSummary.from_rows(
+                validation_rows if validation_rows is not None else rows, spec.prompt_tokens, spec.completion_tokens
+            )
+            if training.rows == 0:
+                job.error = (
+                    "INVALID_PARAMETER_VALUE",
+                    "Training data is empty: the training query returned no rows with a non-NULL "
+                    "prompt and completion.",
+                )
+                return
+            if job.validation_query is not None and validation.rows == 0:
+                job.error = (
+                    "INVALID_PARAMETER_VALUE",
+                    "Validation data is empty: the validation query returned no rows with a non-NULL "
+                    "prompt and completion.",
+                )
+                return
+            requested = job.options.get("max_epochs")
+            epochs = int(requested) if requested else max(1, min(DEFAULT_EPOCHS_CAP, spec.max_rows(1) // training.rows))
+            if training.rows > spec.max_rows(epochs):
+                job.error = (
+                    "INVALID_PARAMETER_VALUE",
+                    f"Training data has {training.rows} rows; {job.base_model} allows at most "
+                    f"{spec.max_rows(epochs)} rows with {epochs} epoch(s).",
+                )
+                return
+            job.epochs = epochs
+            job.training, job.validation = training, validation
+            job.trained_tokens = training.input_tokens * epochs
+            # Synthetic but data-driven: more varied completions are "harder" to learn, more
+            # epochs lower the training loss, and validation data whose words the training
+            # data never shows costs more.
+            variety = training.distinct_completions / training.rows
+            job.training_loss = round(0.15 + 1.6 * variety / (1 + 0.5 * epochs), 4)
+            union = training.vocabulary | validation.vocabulary
+            overlap = len(training.vocabulary & validation.vocabulary) / len(union) if union else 1.0
+            job.validation_loss = round(job.training_loss + 0.05 + 0.8 * (1 - overlap), 4)
+
+    # --- DESCRIBE / SHOW / CANCEL -----------------------------------------------------------
+
+    def _get(self, job_id: object) -> EmulatedJob:
+        job = self._jobs.get(job_id) if isinstance(job_id, str) else None
+        if job is None:
+            raise EmulatedSnowflakeError(f"Fine-tuning job not found: {job_id}", errno=2003, sqlstate="02000")
+        return job
+
+    def _settle(self, now: float) -> None:
+        """Give every job that has succeeded by ``now`` its model, in the order they finished."""
+        finished = sorted(
+            (j for j in self._jobs.values() if j.model is None and j.status(now) == "SUCCESS"),
+            key=lambda j: (j.finishes_at, j.created_at),
+        )
+        for job in finished:
+            base = job.model_name.qualified(job.database, job.schema)
+            candidate, n = base, 0
+            while candidate.upper() in self._models:
+                n += 1
+                suffixed = IdentifierPart(f"{job.model_name.name.text}_{n}", job.model_name.name.quoted)
+                candidate = base[: len(base) - len(job.model_name.name.sql())] + suffixed.sql()
+            self._models.add(candidate.upper())
+            job.model = candidate
+
+    def describe(self, job_id: object) -> dict[str, Any]:
+        with self._lock:
+            now = self.clock()
+            self._settle(now)
+            job = self._get(job_id)
+            status = job.status(now)
+            result: dict[str, Any] = {
+                "id": job.id,
+                "status": status,
+                "progress": job.progress(now),
+                "base_model": job.base_model,
+                "created_on": int(job.created_at * 1000),
+                "training_data": job.training_query,
+                "validation_data": job.validation_query or "",
+                "options": job.options,
+            }
+            if status == "SUCCESS":
+                result.update(
+                    finished_on=int(job.finishes_at * 1000),
+                    model=job.model,
+                    trained_tokens=job.trained_tokens,
+                    training_result={"training_loss": job.training_loss, "validation_loss": job.validation_loss},
+                )
+            elif status == "ERROR" and job.error:
+                result.update(finished_on=int(job.finishes_at * 1000), error={"code": job.error[0], "message": job.error[1]})
+            elif status == "CANCELLED" and job.cancelled_at is not None:
+                result.update(finished_on=int(job.cancelled_at * 1000))
+            return result
+
+    def show(self) -> list[dict[str, Any]]:
+        with self._lock:
+            now = self.clock()
+            self._settle(now)
+            return [
+                {"id": j.id, "status": j.status(now), "base_model": j.base_model, "created_on": int(j.created_at * 1000)}
+                for j in sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
+            ]
+
+    def cancel(self, job_id: object) -> str:
+        with self._lock:
+            now = self.clock()
+            self._settle(now)
+            job = self._get(job_id)
+            status = job.status(now)
+            if status in ("SUCCESS", "ERROR", "CANCELLED"):
+                raise EmulatedSnowflakeError(
+                    f"Cannot cancel fine-tuning job {job.id}: it already ended with status {status}"
+                )
+            job.cancelled_at = now
+            return f"Canceled Cortex Fine-tuning job: {job.id}"
+
+    # --- inspection for tests ---------------------------------------------------------------
+
+    def job(self, job_id: str) -> EmulatedJob:
+        with self._lock:
+            return self._get(job_id)
+
+    @property
+    def job_count(self) -> int:
+        with self._lock:
+            return len(self._jobs)

@@ -1,0 +1,331 @@
+"""The local Cortex emulator: a Snowflake-protocol HTTP server with ``SNOWFLAKE.CORTEX.FINETUNE``.
+
+The real ``snowflake-connector-python`` talks to it over HTTP exactly as it talks to Snowflake,
+so the provider's hook, operator and DAGs run unchanged against it. The SQL server is fakesnow
+(Snowflake SQL translated to DuckDB); this module adds the ``SNOWFLAKE.CORTEX`` catalog and hands
+FINETUNE calls to :class:`~airflow_cortex.testing.engine.CortexEngine`.
+
+How a call flows: DuckDB resolves ``SNOWFLAKE.CORTEX.FINETUNE(...)`` to a macro that passes all
+arguments, plus the session's current database and schema, to a Python UDF registered on the
+instance's root connection. The UDF only books the job; it must not run SQL on its own
+connection. Right after the statement finishes, the session's cursor reads each new job's
+training and validation data with the job's own database and schema, as Snowflake does when a
+job starts, and reports the rows (or the query's error) to the engine.
+
+It trains nothing and computes no model. One emulator may run per process at a time, because
+fakesnow's server keeps its sessions in module state.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import socket
+import threading
+from collections import Counter
+from collections.abc import Awaitable, Callable, MutableMapping
+from types import TracebackType
+from typing import Any
+
+import duckdb
+import fakesnow.server as fakesnow_server
+import snowflake.connector.errors as sf_errors
+import uvicorn
+from fakesnow.conn import FakeSnowflakeConnection
+from fakesnow.cursor import FakeSnowflakeCursor
+from fakesnow.instance import FakeSnow
+from starlette.applications import Starlette
+
+from airflow_cortex.testing.engine import Clock, CortexEngine, EmulatedSnowflakeError
+
+_UDF_NAME = "_airflow_cortex_finetune"
+_ERROR_MARKER = re.compile(r"\[cortex-emulator:(\d+):(\w+)\] (.*)", re.DOTALL)
+_MAX_ARGS = 6
+
+Scope = MutableMapping[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
+
+
+class _FlaggedError(Exception):
+    """Carries an engine error through DuckDB, which keeps only an exception's text."""
+
+    def __init__(self, error: EmulatedSnowflakeError) -> None:
+        super().__init__(f"[cortex-emulator:{error.errno}:{error.sqlstate}] {error.message}")
+
+
+def _wrap_query(query: str) -> str:
+    return f'SELECT "PROMPT", "COMPLETION" FROM ({query})'
+
+
+class _CortexCursor(FakeSnowflakeCursor):  # type: ignore[misc]
+    def execute(self, command: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute(command, params, *args, **kwargs)
+        except duckdb.InvalidInputException as exc:
+            match = _ERROR_MARKER.search(str(exc))
+            if match is None:
+                raise
+            errno, sqlstate, message = match.groups()
+            self._sqlstate = sqlstate
+            raise sf_errors.ProgrammingError(msg=message, errno=int(errno), sqlstate=sqlstate) from None
+        finally:
+            self._conn.emulator.load_pending_jobs()
+
+
+class _CortexConnection(FakeSnowflakeConnection):  # type: ignore[misc]
+    emulator: CortexEmulator
+
+    def cursor(self, cursor_class: Any = None) -> _CortexCursor:
+        from snowflake.connector import DictCursor
+
+        return _CortexCursor(conn=self, duck_conn=self._duck_conn, use_dict_result=cursor_class is DictCursor)
+
+
+class _CortexFakeSnow(FakeSnow):  # type: ignore[misc]
+    def __init__(self, emulator: CortexEmulator) -> None:
+        super().__init__()
+        self.emulator = emulator
+
+    def connect(
+        self, database: str | None = None, schema: str | None = None, nop_regexes: list[str] | None = None, **kwargs: Any
+    ) -> _CortexConnection:
+        conn = _CortexConnection(
+            self.duck_conn.cursor(),
+            self.results_cache,
+            database,
+            schema,
+            create_database=self.create_database_on_connect,
+            create_schema=self.create_schema_on_connect,
+            nop_regexes=nop_regexes or self.nop_regexes,
+            **kwargs,
+        )
+        conn.emulator = self.emulator
+        return conn
+
+
+class _CountingMiddleware:
+    """Counts logins and queries, the figures that show what a provider costs per poll."""
+
+    def __init__(self, app: ASGIApp, counts: Counter[str]) -> None:
+        self.app = app
+        self.counts = counts
+
+    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
+        if scope["type"] == "http":
+            path = scope.get("path", "")
+            if path.endswith("/login-request"):
+                self.counts["logins"] += 1
+            elif path.endswith("/query-request"):
+                self.counts["queries"] += 1
+        await self.app(scope, receive, send)
+
+
+class CortexEmulator:
+    """A running local Cortex: start it, point a ``snowflake`` connection at it, run DAGs.
+
+    >>> with CortexEmulator(pending_seconds=0.5, training_seconds=2) as emulator:
+    ...     extra = emulator.connection_extra(database="ML", schema="PUBLIC")
+
+    :param host: Interface to listen on (loopback by default).
+    :param port: TCP port; 0 picks a free one.
+    :param pending_seconds: How long a new job stays PENDING.
+    :param training_seconds: How long it then stays IN_PROGRESS (progress rises from 0 to 1).
+    :param clock: Where time comes from; pass a :class:`ManualClock` to step jobs by hand.
+    :param verbose: Keep fakesnow's per-statement log lines.
+    """
+
+    _running_lock = threading.Lock()
+    _running: CortexEmulator | None = None
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        pending_seconds: float = 1.0,
+        training_seconds: float = 5.0,
+        clock: Clock | None = None,
+        verbose: bool = False,
+    ) -> None:
+        self.host = host
+        self.verbose = verbose
+        self.requested_port = port
+        self.engine = CortexEngine(clock=clock, pending_seconds=pending_seconds, training_seconds=training_seconds)
+        self.counts: Counter[str] = Counter()
+        self.port: int | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._fs: _CortexFakeSnow | None = None
+        self._load_lock = threading.Lock()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> CortexEmulator:
+        with CortexEmulator._running_lock:
+            if CortexEmulator._running is not None:
+                raise RuntimeError("A CortexEmulator is already running in this process; stop it first")
+            CortexEmulator._running = self
+        try:
+            self._start()
+        except BaseException:
+            with CortexEmulator._running_lock:
+                CortexEmulator._running = None
+            raise
+        return self
+
+    def _start(self) -> None:
+        if not self.verbose:
+            # fakesnow logs every statement at INFO; in a task log that drowns the provider's own lines.
+            logging.getLogger("fakesnow.server").setLevel(logging.WARNING)
+        self._fs = _CortexFakeSnow(self)
+        self._install_cortex(self._fs.duck_conn)
+        fakesnow_server.shared_fs = self._fs
+        fakesnow_server.sessions.clear()
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, self.requested_port))
+        self.port = sock.getsockname()[1]
+        app = Starlette(routes=fakesnow_server.routes)
+        config = uvicorn.Config(_CountingMiddleware(app, self.counts), log_level="warning", lifespan="off")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [sock]}, name="cortex-emulator", daemon=True
+        )
+        self._thread.start()
+        while self._thread.is_alive() and not self._server.started:
+            threading.Event().wait(0.02)
+        if not self._server.started:
+            raise RuntimeError(f"Cortex emulator failed to start on {self.host}:{self.port}")
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        fakesnow_server.sessions.clear()
+        if self._fs is not None:
+            self._fs.duck_conn.close()
+        self._server = self._thread = self._fs = None
+        with CortexEmulator._running_lock:
+            if CortexEmulator._running is self:
+                CortexEmulator._running = None
+
+    def __enter__(self) -> CortexEmulator:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    # --- SQL plumbing -----------------------------------------------------------------------
+
+    def _install_cortex(self, duck_conn: duckdb.DuckDBPyConnection) -> None:
+        from duckdb.sqltypes import VARCHAR
+
+        def finetune_udf(payload: str) -> str:
+            *arguments, database, schema = json.loads(payload)
+            try:
+                return self.engine.call(arguments, database, schema)
+            except EmulatedSnowflakeError as error:
+                raise _FlaggedError(error) from None
+
+        duck_conn.create_function(_UDF_NAME, finetune_udf, [VARCHAR], VARCHAR, side_effects=True)
+        duck_conn.execute("ATTACH IF NOT EXISTS ':memory:' AS snowflake")
+        duck_conn.execute("CREATE SCHEMA IF NOT EXISTS snowflake.cortex")
+        overloads = []
+        for count in range(1, _MAX_ARGS + 1):
+            params = [f"a{i}" for i in range(count)]
+            overloads.append(
+                f"({', '.join(params)}) AS {_UDF_NAME}("
+                f"json_array({', '.join(params)}, current_database(), current_schema())::VARCHAR)"
+            )
+        duck_conn.execute(f"CREATE OR REPLACE MACRO snowflake.cortex.finetune {', '.join(overloads)}")
+
+    def load_pending_jobs(self) -> None:
+        """Read the data of jobs created since the last statement (outside any UDF)."""
+        if self._fs is None:
+            return
+        with self._load_lock:
+            for job in self.engine.jobs_to_load():
+                training = validation = None
+                error: tuple[str, str] | None = None
+                try:
+                    training = self._read(job.training_query, job.database, job.schema)
+                    if job.validation_query is not None:
+                        validation = self._read(job.validation_query, job.database, job.schema)
+                except _QueryFailed as failed:
+                    error = (
+                        "INVALID_PARAMETER_VALUE",
+                        "Failed to query input data for Fine-tuning. Failed to execute query: "
+                        f"{_wrap_query(failed.query)}. {failed.reason}",
+                    )
+                self.engine.load(job.id, training, validation, error)
+
+    def _read(self, query: str, database: str, schema: str) -> list[tuple[Any, Any]]:
+        assert self._fs is not None
+        conn = self._fs.connect(database or None, schema or None)
+        try:
+            cursor = FakeSnowflakeCursor(conn=conn, duck_conn=conn._duck_conn)
+            try:
+                cursor.execute(_wrap_query(query))
+                return [(row[0], row[1]) for row in cursor.fetchall()]
+            except Exception as exc:  # any failure of the user's query is the job's error
+                reason = getattr(exc, "raw_msg", None) or str(exc)
+                raise _QueryFailed(query, reason.strip().splitlines()[0]) from None
+        finally:
+            conn.close()
+
+    # --- using it ---------------------------------------------------------------------------
+
+    def execute(self, sql: str, database: str | None = None, schema: str | None = None) -> list[tuple[Any, ...]]:
+        """Run Snowflake SQL directly (e.g. to seed tables), bypassing HTTP and the counters."""
+        if self._fs is None:
+            raise RuntimeError("The emulator is not running")
+        conn = self._fs.connect(database, schema)
+        try:
+            cursor = conn.cursor()
+            cursor.execute(sql)
+            return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            conn.close()
+
+    def connection_extra(
+        self, database: str | None = None, schema: str | None = None, warehouse: str = "EMULATOR_WH"
+    ) -> dict[str, Any]:
+        """The ``extra`` of a ``snowflake`` Airflow connection that points here."""
+        if self.port is None:
+            raise RuntimeError("The emulator is not running")
+        extra: dict[str, Any] = {
+            "account": "cortexemulator",
+            "host": self.host,
+            "port": self.port,
+            "protocol": "http",
+            "warehouse": warehouse,
+            "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
+        }
+        if database:
+            extra["database"] = database
+        return extra
+
+    def airflow_connection(self, database: str | None = None, schema: str | None = None) -> dict[str, Any]:
+        """A connection in Airflow's JSON form, e.g. for ``AIRFLOW_CONN_<ID>``."""
+        connection: dict[str, Any] = {
+            "conn_type": "snowflake",
+            "login": "emulator",
+            "password": "emulator",
+            "extra": self.connection_extra(database=database),
+        }
+        if schema:
+            connection["schema"] = schema
+        return connection
+
+    def airflow_connection_json(self, database: str | None = None, schema: str | None = None) -> str:
+        return json.dumps(self.airflow_connection(database=database, schema=schema))
+
+
+class _QueryFailed(Exception):
+    def __init__(self, query: str, reason: str) -> None:
+        self.query = query
+        self.reason = reason
+        super().__init__(reason)
