@@ -14,17 +14,15 @@ Dollar-quoted literals (``$$...$$``) are not used: they cannot hold ``$$``.
 from __future__ import annotations
 
 # Control characters are legal raw inside a Snowflake literal, but written raw they make
-# logged statements unreadable and a NUL truncates text in some tools; Snowflake's escapes
-# for them are documented, so use those.
+# logged statements unreadable and a NUL truncates text in some tools. Only escapes whose
+# length is fixed are used: ``\0`` is not, because Snowflake also reads octal ``\ooo``, so NUL
+# followed by a digit would decode as another character (hypothesis found this).
 _ESCAPES = {
     "\\": "\\\\",
     "'": "\\'",
-    "\x00": "\\0",
     "\n": "\\n",
-    "\r": "\\r",
     "\t": "\\t",
-    "\b": "\\b",
-    "\f": "\\f",
+    **{chr(code): f"\\x{code:02x}" for code in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F)},
 }
 
 

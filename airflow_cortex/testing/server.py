@@ -58,7 +58,27 @@ def _wrap_query(query: str) -> str:
     return f'SELECT "PROMPT", "COMPLETION" FROM ({query})'
 
 
+# Quoted text and comments, where Snowflake never substitutes $session_variables.
+_NOT_CODE = re.compile(
+    r"'(?:[^'\\]|\\.|'')*'|\$\$.*?\$\$|\"(?:[^\"]|\"\")*\"|--[^\n]*|//[^\n]*|/\*.*?\*/",
+    re.DOTALL,
+)
+
+
 class _CortexCursor(FakeSnowflakeCursor):  # type: ignore[misc]
+    def _inline_variables(self, sql: str) -> str:
+        # fakesnow substitutes $name anywhere in the text, string literals included, so a model
+        # named '"$A"' would fail with "Session variable '$A' does not exist". Snowflake only
+        # reads variables in code, so substitute between literals and comments only.
+        pieces: list[str] = []
+        last = 0
+        for match in _NOT_CODE.finditer(sql):
+            pieces.append(super()._inline_variables(sql[last : match.start()]) if match.start() > last else "")
+            pieces.append(match.group())
+            last = match.end()
+        pieces.append(super()._inline_variables(sql[last:]) if last < len(sql) else "")
+        return "".join(pieces)
+
     def execute(self, command: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().execute(command, params, *args, **kwargs)

@@ -1,0 +1,102 @@
+"""Fine-tune a support assistant with Snowflake Cortex, then report the tuned model.
+
+1. ``prepare_training_data`` builds a small ``support_tickets`` table (on a real account you would
+   point the queries at your own table and drop this task).
+2. ``finetune`` starts ``SNOWFLAKE.CORTEX.FINETUNE('CREATE', ...)`` with the queries in ``sql/`` and
+   pushes the job id to XCom.
+3. ``report_progress`` follows the job through DESCRIBE, logging progress, and returns the tuned
+   model's real (fully qualified, possibly suffixed) name.
+
+Runs unchanged against Snowflake or the local Cortex emulator; only the ``snowflake_default``
+connection differs (see the README).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import datetime, timedelta
+
+from airflow.providers.common.compat.sdk import DAG, task
+
+from airflow_cortex.hooks.finetune import CortexFineTuneHook
+from airflow_cortex.literals import sql_string_literal
+from airflow_cortex.operators.finetune import CortexFineTuneOperator
+
+CONN_ID = os.environ.get("CORTEX_EXAMPLE_CONN_ID", "snowflake_default")
+POLL_SECONDS = float(os.environ.get("CORTEX_EXAMPLE_POLL_SECONDS", "2"))
+WAIT_LIMIT = timedelta(hours=6)
+
+TOPICS = [
+    ("reset my password", "Open Settings > Security, choose Reset password and follow the emailed link."),
+    ("change my billing address", "Go to Billing > Details, edit the address and press Save."),
+    ("export my data", "Use Account > Export; the archive arrives by email within an hour."),
+    ("delete my account", "Write to support from the account's address; deletion completes in 30 days."),
+    ("add a team member", "Open Team > Invite, enter their email and pick a role."),
+]
+
+
+@task
+def prepare_training_data() -> int:
+    """Create the demo ticket table the training queries read."""
+    rows = []
+    for ticket_id in range(1, 101):
+        question, answer = TOPICS[ticket_id % len(TOPICS)]
+        rating = 5 if ticket_id % 7 else 2
+        prompt = sql_string_literal(f"How do I {question}? (ticket {ticket_id})")
+        rows.append(f"({ticket_id}, {prompt}, {sql_string_literal(answer)}, {rating})")
+    hook = CortexFineTuneHook(snowflake_conn_id=CONN_ID)
+    hook.run(
+        [
+            "CREATE OR REPLACE TABLE support_tickets "
+            "(ticket_id INTEGER, question VARCHAR, answer VARCHAR, rating INTEGER)",
+            "INSERT INTO support_tickets VALUES " + ", ".join(rows),
+        ]
+    )
+    return len(rows)
+
+
+@task
+def report_progress(job_id: str) -> dict[str, object]:
+    """Follow the job to its end; returns DESCRIBE's summary (model, tokens, losses)."""
+    hook = CortexFineTuneHook(snowflake_conn_id=CONN_ID)
+    deadline = time.monotonic() + WAIT_LIMIT.total_seconds()
+    while True:
+        job = hook.describe_finetune_job(job_id)
+        progress = f"{job.progress:.0%}" if job.progress is not None else "n/a"
+        print(f"Fine-tuning job {job_id}: {job.status}, progress {progress}", flush=True)
+        if job.is_finished:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"Fine-tuning job {job_id} still {job.status} after {WAIT_LIMIT}")
+        time.sleep(POLL_SECONDS)
+    if not job.succeeded:
+        raise RuntimeError(job.describe_failure())
+    print(
+        f"Tuned model: {job.model} (trained tokens {job.trained_tokens}, "
+        f"training loss {job.training_loss}, validation loss {job.validation_loss})",
+        flush=True,
+    )
+    return job.to_dict()
+
+
+with DAG(
+    dag_id="cortex_finetune_basic",
+    description="Fine-tune a support assistant with Snowflake Cortex",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    template_searchpath=[os.path.join(os.path.dirname(__file__), "sql")],
+    tags=["cortex", "example"],
+) as dag:
+    finetune = CortexFineTuneOperator(
+        task_id="finetune",
+        snowflake_conn_id=CONN_ID,
+        model_name="support_assistant",
+        base_model="mistral-7b",
+        training_data_query="support_training_data.sql",
+        validation_data_query="support_validation_data.sql",
+        max_epochs=2,
+    )
+    prepare_training_data() >> finetune
+    report_progress(finetune.output)

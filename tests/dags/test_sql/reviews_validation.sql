@@ -1,0 +1,2 @@
+SELECT review AS prompt, label AS completion
+FROM reviews_holdout

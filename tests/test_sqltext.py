@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pytest
+
+from airflow_cortex.sqltext import scan_query
+
+
+@pytest.mark.parametrize(
+    ("text", "multi", "trailing", "line_comment", "unterminated"),
+    [
+        ("SELECT 1", False, False, False, None),
+        ("SELECT 1;", False, True, False, None),
+        ("SELECT 1 ;  \n -- done\n", False, True, False, None),
+        ("SELECT 1; SELECT 2", True, False, False, None),
+        ("; SELECT 1", True, False, False, None),
+        ("SELECT ';' AS x", False, False, False, None),
+        ("SELECT 'it''s; fine'", False, False, False, None),
+        ("SELECT 'back\\'slash;'", False, False, False, None),
+        ('SELECT 1 AS "a;b"', False, False, False, None),
+        ("SELECT $$;$$", False, False, False, None),
+        ("SELECT 1 /* ; */", False, False, False, None),
+        ("SELECT 1 -- note", False, False, True, None),
+        ("SELECT 1 // note", False, False, True, None),
+        ("SELECT 1 -- note\n", False, False, False, None),
+        ("SELECT 'open", False, False, False, "string literal starting at offset 7"),
+        ('SELECT "open', False, False, False, "quoted identifier starting at offset 7"),
+        ("SELECT $$open", False, False, False, "$$ string starting at offset 7"),
+        ("SELECT 1 /* open", False, False, False, "/* comment starting at offset 9"),
+        ("SELECT 'a\\", False, False, False, "string literal starting at offset 7"),
+    ],
+)
+def test_scan(text, multi, trailing, line_comment, unterminated):
+    shape = scan_query(text)
+    assert shape.code_after_separator is multi
+    assert shape.trailing_separator is trailing
+    assert shape.ends_in_line_comment is line_comment
+    assert shape.unterminated == unterminated
+    assert shape.has_code
+
+
+@pytest.mark.parametrize("text", ["", "   \n", "-- only\n", "/* only */", ";"])
+def test_no_code(text):
+    assert not scan_query(text).has_code

@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow_cortex.base_models import KNOWN_BASE_MODELS, validate_base_model
+from airflow_cortex.exceptions import CortexValidationError
+from airflow_cortex.statements import (
+    build_finetune_request,
+    cancel_statement,
+    create_statement,
+    describe_statement,
+    normalize_options,
+    show_statement,
+)
+
+GOOD = {
+    "model_name": "my_model",
+    "base_model": "mistral-7b",
+    "training_data_query": "SELECT prompt, completion FROM t",
+}
+
+
+def request(**overrides):
+    return build_finetune_request(**{**GOOD, **overrides})
+
+
+def test_create_with_only_training_data():
+    sql = create_statement(request())
+    assert sql == (
+        "SELECT SNOWFLAKE.CORTEX.FINETUNE(\n  'CREATE',\n  'my_model',\n  'mistral-7b',\n"
+        "  'SELECT prompt, completion FROM t'\n)"
+    )
+
+
+def test_create_with_validation_and_options():
+    sql = create_statement(request(validation_data_query="SELECT prompt, completion FROM v", max_epochs=3))
+    assert sql.endswith("'SELECT prompt, completion FROM v',\n  '{\"max_epochs\": 3}'\n)")
+
+
+def test_options_without_validation_pass_null_positionally():
+    sql = create_statement(request(options={"max_epochs": 2}))
+    assert "'SELECT prompt, completion FROM t',\n  NULL,\n  '{\"max_epochs\": 2}'" in sql
+
+
+def test_other_forms():
+    assert describe_statement("ft_1") == "SELECT SNOWFLAKE.CORTEX.FINETUNE('DESCRIBE', 'ft_1')"
+    assert cancel_statement("CortexFineTuningWorkflow_x") == (
+        "SELECT SNOWFLAKE.CORTEX.FINETUNE('CANCEL', 'CortexFineTuningWorkflow_x')"
+    )
+    assert show_statement() == "SELECT SNOWFLAKE.CORTEX.FINETUNE('SHOW')"
+    assert describe_statement("it's") == "SELECT SNOWFLAKE.CORTEX.FINETUNE('DESCRIBE', 'it\\'s')"
+
+
+@pytest.mark.parametrize("job_id", ["", "   ", None, 7])
+def test_job_id_must_be_text(job_id):
+    with pytest.raises(CortexValidationError, match="Invalid job_id: must be a non-empty string"):
+        describe_statement(job_id)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "parameter", "rule"),
+    [
+        ({"training_data_query": ""}, "training_data_query", "must not be empty"),
+        ({"training_data_query": " \n\t"}, "training_data_query", "must not be empty"),
+        ({"training_data_query": None}, "training_data_query", "must be a SQL query string"),
+        ({"training_data_query": "SELECT 1;"}, "training_data_query", "must not end with ';'"),
+        ({"training_data_query": "SELECT 1;\n-- bye\n"}, "training_data_query", "must not end with ';'"),
+        ({"training_data_query": "SELECT 1; DROP TABLE t"}, "training_data_query", "single query"),
+        ({"training_data_query": "SELECT 1 -- tail"}, "training_data_query", "comment"),
+        ({"training_data_query": "SELECT 'x"}, "training_data_query", "unterminated string literal"),
+        ({"training_data_query": "-- nothing\n"}, "training_data_query", "only comments"),
+        ({"validation_data_query": ""}, "validation_data_query", "pass None"),
+        ({"validation_data_query": "SELECT 1;"}, "validation_data_query", "must not end with ';'"),
+        ({"base_model": "gpt-4"}, "base_model", "must be one of"),
+        ({"base_model": "Mistral-7B"}, "base_model", "did you mean 'mistral-7b'"),
+        ({"model_name": "bad name"}, "model_name", "unexpected ' '"),
+        ({"max_epochs": 0}, "max_epochs", "from 1 to 10"),
+        ({"max_epochs": 11}, "max_epochs", "from 1 to 10"),
+        ({"max_epochs": True}, "max_epochs", "integer"),
+        ({"max_epochs": 2.5}, "max_epochs", "integer"),
+        ({"max_epochs": "three"}, "max_epochs", "integer"),
+        ({"options": {"max_epochs": 12}}, "options.max_epochs", "from 1 to 10"),
+        ({"options": {"max_epoch": 2}}, "options", "unknown key(s) max_epoch"),
+        ({"options": "{not json"}, "options", "not valid JSON"),
+        ({"options": "[1]"}, "options", "JSON object"),
+        ({"options": 3}, "options", "mapping"),
+        ({"options": {"max_epochs": 2}, "max_epochs": 3}, "max_epochs", "give it once"),
+    ],
+)
+def test_each_rule_names_its_parameter(overrides, parameter, rule):
+    with pytest.raises(CortexValidationError) as info:
+        request(**overrides)
+    assert info.value.parameter == parameter
+    assert rule in str(info.value)
+
+
+def test_templated_epochs_strings_are_numbers():
+    assert normalize_options({"max_epochs": "3"}) == {"max_epochs": 3}
+    assert normalize_options('{"max_epochs": 4}') == {"max_epochs": 4}
+    assert normalize_options(None, " 5 ") == {"max_epochs": 5}
+    assert normalize_options({"max_epochs": 2}, 2) == {"max_epochs": 2}
+    assert normalize_options("", "") == {}
+
+
+def test_unknown_base_model_needs_opt_in():
+    with pytest.raises(CortexValidationError, match="allow_unknown_base_model=True"):
+        validate_base_model("llama4-8b")
+    assert validate_base_model("llama4-8b", allow_unknown=True) == "llama4-8b"
+    with pytest.raises(CortexValidationError, match="lower-case model name"):
+        validate_base_model("x'); DROP TABLE t; --", allow_unknown=True)
+
+
+def test_known_models_and_row_limits():
+    assert set(KNOWN_BASE_MODELS) == {
+        "llama3-8b", "llama3-70b", "llama3.1-8b", "llama3.1-70b", "mistral-7b", "mixtral-8x7b",
+    }
+    assert KNOWN_BASE_MODELS["llama3.1-70b"].max_rows(3) == 4_500
+    assert KNOWN_BASE_MODELS["mistral-7b"].max_rows(1) == 45_000
+
+
+def test_options_json_is_canonical():
+    sql = create_statement(request(options=json.dumps({"max_epochs": 1})))
+    assert "'{\"max_epochs\": 1}'" in sql
