@@ -1,28 +1,101 @@
+"""The operator through real Airflow (``dag.test()``), the real connector and the emulator."""
+
 from __future__ import annotations
 
 import pytest
 
-from conftest import load_dag, task_states, xcom_value
+from airflow_cortex.operators.finetune import CortexFineTuneOperator
+from conftest import load_dag, xcom_value
 
 pytestmark = pytest.mark.airflow
 
 
-def _seed(emulator, rows=20):
-    emulator.execute(
+@pytest.fixture
+def seeded(cortex_emulator):
+    cortex_emulator.execute(
         "CREATE OR REPLACE TABLE train AS SELECT 'question ' || i AS prompt, 'answer ' || (i % 4) AS completion "
-        f"FROM range({rows}) t(i)",
+        "FROM range(20) t(i)",
         database="CORTEX_TEST",
         schema="PUBLIC",
     )
+    return cortex_emulator
 
 
-def test_operator_creates_job_and_pushes_id(airflow_db, cortex_emulator, cortex_connection):
-    _seed(cortex_emulator)
+def test_creates_job_and_pushes_its_id(airflow_db, seeded, cortex_connection):
     run = load_dag("cortex_test_native").test(run_conf={"max_epochs": 2, "model_name": "support.tuned"})
     assert run.state == "success"
-    assert cortex_emulator.engine.job_count == 1
+    assert seeded.engine.job_count == 1
     job_id = xcom_value(run, "finetune")
-    assert job_id == xcom_value(run, "finetune", key="job_id")
-    job = cortex_emulator.engine.job(job_id)
+    assert job_id.startswith("ft_")
+    assert xcom_value(run, "finetune", key="job_id") == job_id
+    job = seeded.engine.job(job_id)
     assert job.options == {"max_epochs": 2}
     assert job.model_name.raw == "support.tuned"
+    assert job.validation_query is None
+
+
+def test_sql_files_are_rendered_with_params_and_macros(airflow_db, seeded, cortex_connection):
+    seeded.execute(
+        "CREATE OR REPLACE TABLE reviews AS SELECT 'great ' || i AS review, 'positive' AS label, 5 AS rating, "
+        "DATE '2026-01-01' AS review_date FROM range(10) t(i)",
+        database="CORTEX_TEST",
+        schema="PUBLIC",
+    )
+    seeded.execute(
+        "CREATE OR REPLACE TABLE reviews_holdout AS SELECT 'fine' AS review, 'neutral' AS label",
+        database="CORTEX_TEST",
+        schema="PUBLIC",
+    )
+    dag = load_dag("cortex_test_sql_files")
+    run = dag.test(run_conf={"min_rating": 3, "epochs": 4})
+    assert run.state == "success"
+    job = seeded.engine.job(xcom_value(run, "finetune"))
+    assert "WHERE rating >= 3" in job.training_query
+    assert "{{" not in job.training_query and "-- rendered by Airflow" in job.training_query
+    assert job.validation_query.strip() == "SELECT review AS prompt, label AS completion\nFROM reviews_holdout"
+    assert job.options == {"max_epochs": 4}
+    assert job.base_model == "llama3.1-8b"
+    assert job.error is None
+
+
+@pytest.mark.parametrize(
+    ("conf", "message"),
+    [
+        ({"model_name": "bad name"}, "Invalid model_name"),
+        ({"training_data_query": "SELECT prompt, completion FROM train;"}, "Invalid training_data_query: must not end with ';'"),
+        ({"base_model": "gpt-4o"}, "Invalid base_model"),
+        ({"max_epochs": 42}, "Invalid max_epochs: must be from 1 to 10"),
+        ({"options": {"learning_rate": 0.1}}, "Invalid options: has unknown key(s) learning_rate"),
+    ],
+)
+def test_bad_input_fails_the_task_before_anything_is_sent(airflow_db, seeded, cortex_connection, conf, message, capsys):
+    run = load_dag("cortex_test_native").test(run_conf=conf)
+    assert run.state == "failed"
+    assert seeded.counts["logins"] == 0
+    assert seeded.engine.job_count == 0
+    assert message in capsys.readouterr().out
+
+
+def test_database_and_schema_overrides(airflow_db, seeded, cortex_connection):
+    seeded.execute(
+        "CREATE OR REPLACE TABLE train AS SELECT 'p' AS prompt, 'c' AS completion",
+        database="OTHER_DB",
+        schema="ML",
+    )
+    run = load_dag("cortex_test_native").test(run_conf={"database": "OTHER_DB", "schema": "ML"})
+    assert run.state == "success"
+    job = seeded.engine.job(xcom_value(run, "finetune"))
+    assert (job.database, job.schema) == ("OTHER_DB", "ML")
+    assert job.error is None
+
+
+def test_airflow_conventions():
+    assert CortexFineTuneOperator.template_ext == (".sql",)
+    assert {"training_data_query", "validation_data_query", "model_name", "options"} <= set(
+        CortexFineTuneOperator.template_fields
+    )
+    assert CortexFineTuneOperator.template_fields_renderers["training_data_query"] == "sql"
+    operator = CortexFineTuneOperator(
+        task_id="t", model_name="m", base_model="mistral-7b", training_data_query="SELECT 1 AS prompt"
+    )
+    assert operator.snowflake_conn_id == "snowflake_default"

@@ -1,0 +1,188 @@
+"""The emulator's FINETUNE, driven through the real connector with a hand-stepped clock."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from airflow_cortex.exceptions import CortexFineTuneError
+from airflow_cortex.hooks.finetune import CortexFineTuneHook
+from airflow_cortex.testing import CortexEmulator, ManualClock
+
+CLOCK = ManualClock()
+pytestmark = pytest.mark.cortex_emulator(clock=CLOCK, pending_seconds=10, training_seconds=100)
+
+
+@pytest.fixture
+def hook(cortex_emulator, cortex_connection):
+    cortex_emulator.execute(
+        "CREATE OR REPLACE TABLE train AS SELECT 'question ' || i AS prompt, 'answer ' || (i % 4) AS completion "
+        "FROM range(40) t(i)",
+        database="CORTEX_TEST",
+        schema="PUBLIC",
+    )
+    return CortexFineTuneHook(snowflake_conn_id=cortex_connection)
+
+
+def test_lifecycle_pending_in_progress_success(hook):
+    job_id = hook.create_finetune_job("my_model", "mistral-7b", "SELECT prompt, completion FROM train", max_epochs=2)
+    assert job_id.startswith("ft_")
+    first = hook.describe_finetune_job(job_id)
+    assert (first.status, first.progress, first.model) == ("PENDING", 0.0, None)
+
+    CLOCK.advance(10 + 25)
+    middle = hook.describe_finetune_job(job_id)
+    assert middle.status == "IN_PROGRESS"
+    assert middle.progress == 0.25
+    CLOCK.advance(50)
+    later = hook.describe_finetune_job(job_id)
+    assert later.status == "IN_PROGRESS" and later.progress == 0.75
+
+    CLOCK.advance(25)
+    done = hook.describe_finetune_job(job_id)
+    assert done.status == "SUCCESS" and done.progress == 1.0
+    assert done.model == "CORTEX_TEST.PUBLIC.MY_MODEL"
+    # 36 training rows (every 10th row is held out when no validation query is given)
+    rows = [(f"question {i}", f"answer {i % 4}") for i in range(40) if i % 10 != 9]
+    tokens = sum(-(-len(p) // 4) + -(-len(c) // 4) for p, c in rows)
+    assert done.trained_tokens == tokens * 2
+    assert 0 < done.training_loss < done.validation_loss
+    assert done.raw["training_data"] == "SELECT prompt, completion FROM train"
+    assert done.raw["options"] == {"max_epochs": 2}
+
+
+def test_taken_name_gets_a_suffix_in_finishing_order(hook):
+    first = hook.create_finetune_job("dup", "mistral-7b", "SELECT prompt, completion FROM train")
+    CLOCK.advance(1)
+    second = hook.create_finetune_job("other_schema.dup", "mistral-7b", "SELECT prompt, completion FROM train")
+    third = hook.create_finetune_job("dup", "mistral-7b", "SELECT prompt, completion FROM train")
+    CLOCK.advance(200)
+    assert hook.describe_finetune_job(third).model == "CORTEX_TEST.PUBLIC.DUP_1"
+    assert hook.describe_finetune_job(first).model == "CORTEX_TEST.PUBLIC.DUP"
+    assert hook.describe_finetune_job(second).model == "CORTEX_TEST.OTHER_SCHEMA.DUP"
+
+
+def test_quoted_names_keep_case(hook):
+    job_id = hook.create_finetune_job('"Mixed Case"', "mistral-7b", "SELECT prompt, completion FROM train")
+    CLOCK.advance(200)
+    assert hook.describe_finetune_job(job_id).model == 'CORTEX_TEST.PUBLIC."Mixed Case"'
+
+
+def test_more_data_trains_more_tokens_and_changes_losses(hook, cortex_emulator):
+    small = hook.create_finetune_job("s", "mistral-7b", "SELECT prompt, completion FROM train LIMIT 10", max_epochs=1)
+    large = hook.create_finetune_job("l", "mistral-7b", "SELECT prompt, completion FROM train", max_epochs=1)
+    varied = hook.create_finetune_job(
+        "v", "mistral-7b", "SELECT prompt, prompt || ' reply' AS completion FROM train", max_epochs=1
+    )
+    CLOCK.advance(200)
+    s, l, v = (hook.describe_finetune_job(j) for j in (small, large, varied))
+    assert s.trained_tokens < l.trained_tokens
+    assert v.training_loss > l.training_loss  # every completion distinct: harder to learn
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("SELECT prompt FROM train", 'Failed to query input data for Fine-tuning. Failed to execute query: SELECT "PROMPT", "COMPLETION" FROM (SELECT prompt FROM train)'),
+        ("SELECT prompt, completion FROM missing_table", "Failed to query input data"),
+        ("SELECT prompt, completion FROM train WHERE 1 = 0", "Training data is empty"),
+        ("SELECT NULL AS prompt, completion FROM train", "Training data is empty"),
+    ],
+)
+def test_unusable_data_ends_in_error_like_snowflake(hook, query, message):
+    job_id = hook.create_finetune_job("bad", "mistral-7b", query)
+    assert hook.describe_finetune_job(job_id).status == "PENDING"
+    CLOCK.advance(10)
+    job = hook.describe_finetune_job(job_id)
+    assert job.status == "ERROR"
+    assert job.error_code == "INVALID_PARAMETER_VALUE"
+    assert message in job.error_message
+
+
+def test_row_limit_depends_on_epochs(hook, cortex_emulator):
+    cortex_emulator.execute(
+        "CREATE OR REPLACE TABLE big AS SELECT 'p' || i AS prompt, 'c' AS completion FROM range(5000) t(i)",
+        database="CORTEX_TEST",
+        schema="PUBLIC",
+    )
+    query = "SELECT prompt, completion FROM big"
+    ok = hook.create_finetune_job("fits", "llama3.1-70b", query, validation_data_query=query, max_epochs=2)
+    too_many = hook.create_finetune_job("nope", "llama3.1-70b", query, validation_data_query=query, max_epochs=3)
+    CLOCK.advance(200)
+    assert hook.describe_finetune_job(ok).status == "SUCCESS"
+    failed = hook.describe_finetune_job(too_many)
+    assert failed.status == "ERROR" and "at most 4500 rows with 3 epoch(s)" in failed.error_message
+
+
+def test_cancel_and_show(hook):
+    job_id = hook.create_finetune_job("c", "mistral-7b", "SELECT prompt, completion FROM train")
+    CLOCK.advance(20)
+    assert hook.cancel_finetune_job(job_id) == f"Canceled Cortex Fine-tuning job: {job_id}"
+    CLOCK.advance(500)
+    job = hook.describe_finetune_job(job_id)
+    assert job.status == "CANCELLED" and job.model is None
+    with pytest.raises(CortexFineTuneError, match="already ended with status CANCELLED"):
+        hook.cancel_finetune_job(job_id)
+    listed = hook.list_finetune_jobs()
+    assert [(j.id, j.status) for j in listed] == [(job_id, "CANCELLED")]
+
+
+def test_unknown_job_is_a_clear_error(hook):
+    with pytest.raises(CortexFineTuneError) as info:
+        hook.describe_finetune_job("ft_missing")
+    assert "Fine-tuning job not found: ft_missing" in str(info.value)
+    assert info.value.job_id == "ft_missing"
+
+
+def test_synchronous_errors_mirror_snowflake(hook):
+    # A statement written by hand, bypassing the provider's validation.
+    with pytest.raises(CortexFineTuneError, match="is not supported for fine-tuning"):
+        hook._run_single("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'gpt-9', 'SELECT 1')", action="CREATE")
+    with pytest.raises(CortexFineTuneError, match="max_epochs"):
+        hook._run_single(
+            "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'mistral-7b', 'SELECT 1', NULL, '{\"max_epochs\": 99}')",
+            action="CREATE",
+        )
+
+
+def test_one_emulator_per_process(cortex_emulator):
+    with pytest.raises(RuntimeError, match="already running"):
+        CortexEmulator().start()
+
+
+def test_command_line_serves_and_writes_the_connection(tmp_path):
+    connection_file = tmp_path / "conn.json"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "airflow_cortex.testing", "--connection-file", str(connection_file), "--database", "CLI_DB"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not connection_file.exists():
+            assert process.poll() is None, process.stdout.read()
+            assert time.monotonic() < deadline, "emulator did not start"
+            time.sleep(0.1)
+        connection = json.loads(connection_file.read_text())
+        assert connection["extra"]["protocol"] == "http"
+        env_key = "AIRFLOW_CONN_CLI_TEST"
+        os.environ[env_key] = json.dumps(connection)
+        try:
+            hook = CortexFineTuneHook(snowflake_conn_id="cli_test")
+            assert hook.list_finetune_jobs() == []
+        finally:
+            del os.environ[env_key]
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert process.returncode == 0
+    assert "Cortex emulator listening on http://127.0.0.1:" in output
+    assert "export AIRFLOW_CONN_SNOWFLAKE_DEFAULT=" in output
+    assert "stopped after serving" in output

@@ -1,0 +1,81 @@
+"""The example DAGs, end to end on the emulator, in-process and through the airflow CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import EXAMPLES, load_dag, task_states, xcom_value
+
+pytestmark = pytest.mark.airflow
+
+
+def test_every_example_dag_imports_cleanly(airflow_db):
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(EXAMPLES))
+    assert bag.import_errors == {}
+    assert "cortex_finetune_basic" in bag.dag_ids
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.3, training_seconds=1.0, database="CORTEX_DEMO")
+def test_basic_example_runs_end_to_end(airflow_db, cortex_emulator, cortex_connection, monkeypatch):
+    monkeypatch.setenv("CORTEX_EXAMPLE_CONN_ID", cortex_connection)
+    run = load_dag("cortex_finetune_basic").test()
+    assert run.state == "success", task_states(run)
+    job_id = xcom_value(run, "finetune")
+    result = xcom_value(run, "report_progress")
+    assert result["job_id"] == job_id
+    assert result["status"] == "SUCCESS"
+    assert result["model"] == "CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT"
+    assert result["trained_tokens"] > 0
+    job = cortex_emulator.engine.job(job_id)
+    assert job.options == {"max_epochs": 2}
+    assert job.training.rows > 0 and job.validation.rows > 0
+    assert "MOD(ticket_id, 5) <> 0" in job.training_query
+
+
+def test_airflow_dags_test_cli_against_the_emulator_cli(airflow_db, tmp_path):
+    """The path the README's demo command takes: two processes, one connection variable."""
+    connection_file = tmp_path / "conn.json"
+    emulator = subprocess.Popen(
+        [
+            sys.executable, "-m", "airflow_cortex.testing",
+            "--connection-file", str(connection_file),
+            "--pending-seconds", "0.3", "--training-seconds", "1",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not connection_file.exists():
+            assert emulator.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        env = {
+            **os.environ,
+            "AIRFLOW_CONN_SNOWFLAKE_DEFAULT": connection_file.read_text(),
+            "CORTEX_EXAMPLE_CONN_ID": "snowflake_default",
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", "dags", "test", "cortex_finetune_basic"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=30)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    assert "Cortex fine-tuning job created: ft_" in output
+    assert "IN_PROGRESS, progress" in output
+    assert "Tuned model: CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT" in output
+    assert "state=success" in output
