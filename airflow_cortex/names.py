@@ -105,7 +105,9 @@ def _read_part(value: str, pos: int, parameter: str, index: int) -> tuple[Identi
         i = pos + 1
         while True:
             if i >= len(value):
-                raise CortexValidationError(parameter, f"part {index} has an unterminated quoted identifier", value)
+                raise CortexValidationError(
+                    parameter, f"part {index} has an unterminated quoted identifier", value
+                )
             if value[i] == '"':
                 if i + 1 < len(value) and value[i + 1] == '"':
                     chars.append('"')

@@ -33,10 +33,11 @@ class FineTuneStatus:
 
 def _as_mapping(payload: object, what: str) -> Mapping[str, Any]:
     if isinstance(payload, str):
+        text = payload
         try:
-            payload = json.loads(payload)
+            payload = json.loads(text)
         except json.JSONDecodeError:
-            raise CortexFineTuneError(f"{what} returned text that is not JSON: {payload[:200]!r}") from None
+            raise CortexFineTuneError(f"{what} returned text that is not JSON: {text[:200]!r}") from None
     if not isinstance(payload, Mapping):
         raise CortexFineTuneError(f"{what} returned {type(payload).__name__}, expected a JSON object")
     return payload
@@ -128,7 +129,9 @@ class FineTuneJob:
         if self.status == FineTuneStatus.CANCELLED:
             return f"Fine-tuning job {self.id} was cancelled"
         detail = ": ".join(part for part in (self.error_code, self.error_message) if part)
-        return f"Fine-tuning job {self.id} ended with status {self.status}" + (f": {detail}" if detail else "")
+        return f"Fine-tuning job {self.id} ended with status {self.status}" + (
+            f": {detail}" if detail else ""
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary, fit for XCom."""
@@ -172,12 +175,17 @@ class FineTuneJobSummary:
 
 def parse_show(payload: object) -> list[FineTuneJobSummary]:
     if isinstance(payload, str):
+        text = payload
         try:
-            payload = json.loads(payload)
+            payload = json.loads(text)
         except json.JSONDecodeError:
-            raise CortexFineTuneError(f"FINETUNE('SHOW') returned text that is not JSON: {payload[:200]!r}") from None
+            raise CortexFineTuneError(
+                f"FINETUNE('SHOW') returned text that is not JSON: {text[:200]!r}"
+            ) from None
     if payload is None:
         return []
     if not isinstance(payload, list):
-        raise CortexFineTuneError(f"FINETUNE('SHOW') returned {type(payload).__name__}, expected a JSON array")
+        raise CortexFineTuneError(
+            f"FINETUNE('SHOW') returned {type(payload).__name__}, expected a JSON array"
+        )
     return [FineTuneJobSummary.from_show_entry(entry) for entry in payload]

@@ -72,7 +72,9 @@ def validate_query(value: object, parameter: str, hint: str = "") -> str:
     """Check that ``value`` can stand inside ``SELECT "PROMPT", "COMPLETION" FROM (<value>)``."""
     suffix = f"; {hint}" if hint else ""
     if not isinstance(value, str):
-        raise CortexValidationError(parameter, f"must be a SQL query string, not {type(value).__name__}{suffix}")
+        raise CortexValidationError(
+            parameter, f"must be a SQL query string, not {type(value).__name__}{suffix}"
+        )
     if not value.strip():
         raise CortexValidationError(parameter, f"must not be empty or whitespace only{suffix}", value)
     shape = scan_query(value)
@@ -124,12 +126,15 @@ def normalize_options(options: object, max_epochs: object = None) -> dict[str, A
     elif isinstance(options, Mapping):
         merged = dict(options)
     else:
-        raise CortexValidationError("options", f"must be a mapping or a JSON object string, not {type(options).__name__}")
+        raise CortexValidationError(
+            "options", f"must be a mapping or a JSON object string, not {type(options).__name__}"
+        )
 
     unknown = sorted(str(k) for k in merged if k not in KNOWN_OPTIONS)
     if unknown:
         raise CortexValidationError(
-            "options", f"has unknown key(s) {', '.join(unknown)}; FINETUNE knows {', '.join(sorted(KNOWN_OPTIONS))}"
+            "options",
+            f"has unknown key(s) {', '.join(unknown)}; FINETUNE knows {', '.join(sorted(KNOWN_OPTIONS))}",
         )
 
     if max_epochs is not None and max_epochs != "":
@@ -174,7 +179,9 @@ def create_statement(request: FineTuneRequest) -> str:
     ]
     if request.validation_data_query is not None or request.options:
         args.append(
-            "NULL" if request.validation_data_query is None else sql_string_literal(request.validation_data_query)
+            "NULL"
+            if request.validation_data_query is None
+            else sql_string_literal(request.validation_data_query)
         )
     if request.options:
         args.append(sql_string_literal(json.dumps(dict(request.options), sort_keys=True)))

@@ -25,7 +25,7 @@ _dags.mkdir()
 # One dags folder (Airflow's bundle) holding the example DAGs and the test DAGs, linked not copied.
 for _source in (EXAMPLES, REPO / "tests" / "dags"):
     for _entry in _source.iterdir():
-        if _entry.suffix == ".py" or _entry.is_dir() and _entry.name != "__pycache__":
+        if _entry.suffix == ".py" or (_entry.is_dir() and _entry.name != "__pycache__"):
             (_dags / _entry.name).symlink_to(_entry, target_is_directory=_entry.is_dir())
 os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_dags)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"

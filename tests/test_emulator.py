@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -31,7 +30,9 @@ def hook(cortex_emulator, cortex_connection):
 
 
 def test_lifecycle_pending_in_progress_success(hook):
-    job_id = hook.create_finetune_job("my_model", "mistral-7b", "SELECT prompt, completion FROM train", max_epochs=2)
+    job_id = hook.create_finetune_job(
+        "my_model", "mistral-7b", "SELECT prompt, completion FROM train", max_epochs=2
+    )
     assert job_id.startswith("ft_")
     first = hook.describe_finetune_job(job_id)
     assert (first.status, first.progress, first.model) == ("PENDING", 0.0, None)
@@ -42,11 +43,13 @@ def test_lifecycle_pending_in_progress_success(hook):
     assert middle.progress == 0.25
     CLOCK.advance(50)
     later = hook.describe_finetune_job(job_id)
-    assert later.status == "IN_PROGRESS" and later.progress == 0.75
+    assert later.status == "IN_PROGRESS"
+    assert later.progress == 0.75
 
     CLOCK.advance(25)
     done = hook.describe_finetune_job(job_id)
-    assert done.status == "SUCCESS" and done.progress == 1.0
+    assert done.status == "SUCCESS"
+    assert done.progress == 1.0
     assert done.model == "CORTEX_TEST.PUBLIC.MY_MODEL"
     # 36 training rows (every 10th row is held out when no validation query is given)
     rows = [(f"question {i}", f"answer {i % 4}") for i in range(40) if i % 10 != 9]
@@ -60,7 +63,9 @@ def test_lifecycle_pending_in_progress_success(hook):
 def test_taken_name_gets_a_suffix_in_finishing_order(hook):
     first = hook.create_finetune_job("dup", "mistral-7b", "SELECT prompt, completion FROM train")
     CLOCK.advance(1)
-    second = hook.create_finetune_job("other_schema.dup", "mistral-7b", "SELECT prompt, completion FROM train")
+    second = hook.create_finetune_job(
+        "other_schema.dup", "mistral-7b", "SELECT prompt, completion FROM train"
+    )
     third = hook.create_finetune_job("dup", "mistral-7b", "SELECT prompt, completion FROM train")
     CLOCK.advance(200)
     assert hook.describe_finetune_job(third).model == "CORTEX_TEST.PUBLIC.DUP_1"
@@ -75,21 +80,26 @@ def test_quoted_names_keep_case(hook):
 
 
 def test_more_data_trains_more_tokens_and_changes_losses(hook, cortex_emulator):
-    small = hook.create_finetune_job("s", "mistral-7b", "SELECT prompt, completion FROM train LIMIT 10", max_epochs=1)
+    small = hook.create_finetune_job(
+        "s", "mistral-7b", "SELECT prompt, completion FROM train LIMIT 10", max_epochs=1
+    )
     large = hook.create_finetune_job("l", "mistral-7b", "SELECT prompt, completion FROM train", max_epochs=1)
     varied = hook.create_finetune_job(
         "v", "mistral-7b", "SELECT prompt, prompt || ' reply' AS completion FROM train", max_epochs=1
     )
     CLOCK.advance(200)
-    s, l, v = (hook.describe_finetune_job(j) for j in (small, large, varied))
-    assert s.trained_tokens < l.trained_tokens
-    assert v.training_loss > l.training_loss  # every completion distinct: harder to learn
+    few, many, distinct = (hook.describe_finetune_job(j) for j in (small, large, varied))
+    assert few.trained_tokens < many.trained_tokens
+    assert distinct.training_loss > many.training_loss  # every completion distinct: harder to learn
 
 
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ("SELECT prompt FROM train", 'Failed to query input data for Fine-tuning. Failed to execute query: SELECT "PROMPT", "COMPLETION" FROM (SELECT prompt FROM train)'),
+        (
+            "SELECT prompt FROM train",
+            'Failed to query input data for Fine-tuning. Failed to execute query: SELECT "PROMPT", "COMPLETION" FROM (SELECT prompt FROM train)',
+        ),
         ("SELECT prompt, completion FROM missing_table", "Failed to query input data"),
         ("SELECT prompt, completion FROM train WHERE 1 = 0", "Training data is empty"),
         ("SELECT NULL AS prompt, completion FROM train", "Training data is empty"),
@@ -113,11 +123,14 @@ def test_row_limit_depends_on_epochs(hook, cortex_emulator):
     )
     query = "SELECT prompt, completion FROM big"
     ok = hook.create_finetune_job("fits", "llama3.1-70b", query, validation_data_query=query, max_epochs=2)
-    too_many = hook.create_finetune_job("nope", "llama3.1-70b", query, validation_data_query=query, max_epochs=3)
+    too_many = hook.create_finetune_job(
+        "nope", "llama3.1-70b", query, validation_data_query=query, max_epochs=3
+    )
     CLOCK.advance(200)
     assert hook.describe_finetune_job(ok).status == "SUCCESS"
     failed = hook.describe_finetune_job(too_many)
-    assert failed.status == "ERROR" and "at most 4500 rows with 3 epoch(s)" in failed.error_message
+    assert failed.status == "ERROR"
+    assert "at most 4500 rows with 3 epoch(s)" in failed.error_message
 
 
 def test_cancel_and_show(hook):
@@ -126,7 +139,8 @@ def test_cancel_and_show(hook):
     assert hook.cancel_finetune_job(job_id) == f"Canceled Cortex Fine-tuning job: {job_id}"
     CLOCK.advance(500)
     job = hook.describe_finetune_job(job_id)
-    assert job.status == "CANCELLED" and job.model is None
+    assert job.status == "CANCELLED"
+    assert job.model is None
     with pytest.raises(CortexFineTuneError, match="already ended with status CANCELLED"):
         hook.cancel_finetune_job(job_id)
     listed = hook.list_finetune_jobs()
@@ -143,7 +157,9 @@ def test_unknown_job_is_a_clear_error(hook):
 def test_synchronous_errors_mirror_snowflake(hook):
     # A statement written by hand, bypassing the provider's validation.
     with pytest.raises(CortexFineTuneError, match="is not supported for fine-tuning"):
-        hook._run_single("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'gpt-9', 'SELECT 1')", action="CREATE")
+        hook._run_single(
+            "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'gpt-9', 'SELECT 1')", action="CREATE"
+        )
     with pytest.raises(CortexFineTuneError, match="max_epochs"):
         hook._run_single(
             "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'mistral-7b', 'SELECT 1', NULL, '{\"max_epochs\": 99}')",
@@ -159,7 +175,15 @@ def test_one_emulator_per_process(cortex_emulator):
 def test_command_line_serves_and_writes_the_connection(tmp_path):
     connection_file = tmp_path / "conn.json"
     process = subprocess.Popen(
-        [sys.executable, "-m", "airflow_cortex.testing", "--connection-file", str(connection_file), "--database", "CLI_DB"],
+        [
+            sys.executable,
+            "-m",
+            "airflow_cortex.testing",
+            "--connection-file",
+            str(connection_file),
+            "--database",
+            "CLI_DB",
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, load_dag, task_states, xcom_value
 
 pytestmark = pytest.mark.airflow
@@ -37,7 +34,8 @@ def test_basic_example_runs_end_to_end(airflow_db, cortex_emulator, cortex_conne
     assert result["trained_tokens"] > 0
     job = cortex_emulator.engine.job(job_id)
     assert job.options == {"max_epochs": 2}
-    assert job.training.rows > 0 and job.validation.rows > 0
+    assert job.training.rows > 0
+    assert job.validation.rows > 0
     assert "MOD(ticket_id, 5) <> 0" in job.training_query
 
 
@@ -46,9 +44,15 @@ def test_airflow_dags_test_cli_against_the_emulator_cli(airflow_db, tmp_path):
     connection_file = tmp_path / "conn.json"
     emulator = subprocess.Popen(
         [
-            sys.executable, "-m", "airflow_cortex.testing",
-            "--connection-file", str(connection_file),
-            "--pending-seconds", "0.3", "--training-seconds", "1",
+            sys.executable,
+            "-m",
+            "airflow_cortex.testing",
+            "--connection-file",
+            str(connection_file),
+            "--pending-seconds",
+            "0.3",
+            "--training-seconds",
+            "1",
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -56,7 +60,8 @@ def test_airflow_dags_test_cli_against_the_emulator_cli(airflow_db, tmp_path):
     try:
         deadline = time.monotonic() + 60
         while not connection_file.exists():
-            assert emulator.poll() is None and time.monotonic() < deadline
+            assert emulator.poll() is None
+            assert time.monotonic() < deadline
             time.sleep(0.1)
         env = {
             **os.environ,

@@ -102,7 +102,9 @@ def test_hostile_text_is_sent_verbatim(hook, cortex_emulator):
     call = cortex_emulator.engine.calls[-1]
     assert call.arguments[:4] == (name, "mistral-7b", query, query)
     assert cortex_emulator.counts["queries"] == 1
-    assert cortex_emulator.execute("SELECT COUNT(*) FROM train", database="CORTEX_TEST", schema="PUBLIC") == [(12,)]
+    assert cortex_emulator.execute("SELECT COUNT(*) FROM train", database="CORTEX_TEST", schema="PUBLIC") == [
+        (12,)
+    ]
     assert cortex_emulator.engine.job(job_id).error is None
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import load_dag, xcom_value
 
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
-from conftest import load_dag, xcom_value
 
 pytestmark = pytest.mark.airflow
 
@@ -51,8 +51,11 @@ def test_sql_files_are_rendered_with_params_and_macros(airflow_db, seeded, corte
     assert run.state == "success"
     job = seeded.engine.job(xcom_value(run, "finetune"))
     assert "WHERE rating >= 3" in job.training_query
-    assert "{{" not in job.training_query and "-- rendered by Airflow" in job.training_query
-    assert job.validation_query.strip() == "SELECT review AS prompt, label AS completion\nFROM reviews_holdout"
+    assert "{{" not in job.training_query
+    assert "-- rendered by Airflow" in job.training_query
+    assert (
+        job.validation_query.strip() == "SELECT review AS prompt, label AS completion\nFROM reviews_holdout"
+    )
     assert job.options == {"max_epochs": 4}
     assert job.base_model == "llama3.1-8b"
     assert job.error is None
@@ -62,13 +65,18 @@ def test_sql_files_are_rendered_with_params_and_macros(airflow_db, seeded, corte
     ("conf", "message"),
     [
         ({"model_name": "bad name"}, "Invalid model_name"),
-        ({"training_data_query": "SELECT prompt, completion FROM train;"}, "Invalid training_data_query: must not end with ';'"),
+        (
+            {"training_data_query": "SELECT prompt, completion FROM train;"},
+            "Invalid training_data_query: must not end with ';'",
+        ),
         ({"base_model": "gpt-4o"}, "Invalid base_model"),
         ({"max_epochs": 42}, "Invalid max_epochs: must be from 1 to 10"),
         ({"options": {"learning_rate": 0.1}}, "Invalid options: has unknown key(s) learning_rate"),
     ],
 )
-def test_bad_input_fails_the_task_before_anything_is_sent(airflow_db, seeded, cortex_connection, conf, message, capsys):
+def test_bad_input_fails_the_task_before_anything_is_sent(
+    airflow_db, seeded, cortex_connection, conf, message, capsys
+):
     run = load_dag("cortex_test_native").test(run_conf=conf)
     assert run.state == "failed"
     assert seeded.counts["logins"] == 0

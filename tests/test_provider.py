@@ -6,13 +6,14 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
-import jsonschema
-
 import airflow
+import jsonschema
 
 
 def test_provider_info_is_registered_and_valid():
-    (entry,) = [e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("airflow_cortex")]
+    (entry,) = [
+        e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("airflow_cortex")
+    ]
     info = entry.load()()
     schema = json.loads((Path(airflow.__file__).parent / "provider_info.schema.json").read_text())
     jsonschema.validate(info, schema)

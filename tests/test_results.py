@@ -21,11 +21,14 @@ def test_success_payload_is_typed_and_raw_is_kept():
             "new_field": {"x": 1},
         }
     )
-    assert job.succeeded and job.is_finished and not job.failed
+    assert job.succeeded
+    assert job.is_finished
+    assert not job.failed
     assert job.model == "DB.S.M_1"
     assert job.trained_tokens == 2048
     assert (job.training_loss, job.validation_loss) == (0.25, 0.5)
-    assert job.created_on is not None and job.created_on.year == 2023
+    assert job.created_on is not None
+    assert job.created_on.year == 2023
     assert job.raw["new_field"] == {"x": 1}
     assert job.to_dict()["model"] == "DB.S.M_1"
 
@@ -35,18 +38,26 @@ def test_error_payload_keeps_snowflakes_words():
         '{"id": "ft_2", "status": "ERROR", "error": {"code": "INVALID_PARAMETER_VALUE", "message": "bad data"}}'
     )
     assert job.failed
-    assert job.describe_failure() == "Fine-tuning job ft_2 ended with status ERROR: INVALID_PARAMETER_VALUE: bad data"
+    assert (
+        job.describe_failure()
+        == "Fine-tuning job ft_2 ended with status ERROR: INVALID_PARAMETER_VALUE: bad data"
+    )
 
 
-@pytest.mark.parametrize("status", ["PENDING", "IN_PROGRESS", "RUNNING", "QUEUED_FOR_GPU", "", "something new"])
+@pytest.mark.parametrize(
+    "status", ["PENDING", "IN_PROGRESS", "RUNNING", "QUEUED_FOR_GPU", "", "something new"]
+)
 def test_unknown_or_running_statuses_are_not_finished(status):
     job = FineTuneJob.from_describe({"id": "ft_3", "status": status})
-    assert not job.is_finished and not job.failed and not job.succeeded
+    assert not job.is_finished
+    assert not job.failed
+    assert not job.succeeded
 
 
 def test_cancelled():
     job = FineTuneJob.from_describe({"id": "ft_4", "status": "cancelled"})
-    assert job.status == FineTuneStatus.CANCELLED and job.failed
+    assert job.status == FineTuneStatus.CANCELLED
+    assert job.failed
     assert "cancelled" in job.describe_failure()
 
 
@@ -59,6 +70,7 @@ def test_garbage_is_a_clear_error(payload):
 def test_show():
     jobs = parse_show('[{"id": "a", "status": "PENDING", "base_model": "llama3-8b", "created_on": 1}]')
     assert [(j.id, j.status, j.base_model) for j in jobs] == [("a", "PENDING", "llama3-8b")]
-    assert parse_show("[]") == [] and parse_show(None) == []
+    assert parse_show("[]") == []
+    assert parse_show(None) == []
     with pytest.raises(CortexFineTuneError, match="SHOW"):
         parse_show('{"id": 1}')

@@ -114,7 +114,12 @@ def test_unknown_base_model_needs_opt_in():
 
 def test_known_models_and_row_limits():
     assert set(KNOWN_BASE_MODELS) == {
-        "llama3-8b", "llama3-70b", "llama3.1-8b", "llama3.1-70b", "mistral-7b", "mixtral-8x7b",
+        "llama3-8b",
+        "llama3-70b",
+        "llama3.1-8b",
+        "llama3.1-70b",
+        "mistral-7b",
+        "mixtral-8x7b",
     }
     assert KNOWN_BASE_MODELS["llama3.1-70b"].max_rows(3) == 4_500
     assert KNOWN_BASE_MODELS["mistral-7b"].max_rows(1) == 45_000

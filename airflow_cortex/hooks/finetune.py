@@ -59,7 +59,9 @@ class CortexFineTuneHook(SnowflakeHook):
             try:
                 conn_config["port"] = int(conn_config["port"])
             except ValueError:
-                raise ValueError(f"Connection extra 'port' must be a number, got {conn_config['port']!r}") from None
+                raise ValueError(
+                    f"Connection extra 'port' must be a number, got {conn_config['port']!r}"
+                ) from None
 
     def _run_single(self, sql: str, *, action: str, job_id: str | None = None) -> Any:
         """Run one statement and return the first column of its only row."""

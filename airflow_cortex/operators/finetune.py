@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -11,6 +10,8 @@ from airflow.providers.common.compat.sdk import BaseOperator
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
     from airflow.providers.common.compat.sdk import Context
 
 

@@ -13,10 +13,13 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from airflow_cortex.testing.server import CortexEmulator
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,10 +31,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on")
     parser.add_argument("--port", type=int, default=0, help="TCP port (0 picks a free one)")
     parser.add_argument("--pending-seconds", type=float, default=2.0, help="how long a new job stays PENDING")
-    parser.add_argument("--training-seconds", type=float, default=10.0, help="how long a job stays IN_PROGRESS")
+    parser.add_argument(
+        "--training-seconds", type=float, default=10.0, help="how long a job stays IN_PROGRESS"
+    )
     parser.add_argument("--database", default="CORTEX_DEMO", help="database of the printed connection")
     parser.add_argument("--schema", default="PUBLIC", help="schema of the printed connection")
-    parser.add_argument("--conn-id", default="snowflake_default", help="connection id of the printed export line")
+    parser.add_argument(
+        "--conn-id", default="snowflake_default", help="connection id of the printed export line"
+    )
     parser.add_argument(
         "--connection-file", type=Path, help="write the connection JSON here once the server is ready"
     )
@@ -62,7 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"export AIRFLOW_CONN_{args.conn_id.upper()}='{connection}'", flush=True)
         stop.wait()
         counts = json.dumps(dict(emulator.counts))
-        print(f"Cortex emulator stopped after serving {counts} ({emulator.engine.job_count} job(s))", flush=True)
+        print(
+            f"Cortex emulator stopped after serving {counts} ({emulator.engine.job_count} job(s))", flush=True
+        )
     return 0
 
 

@@ -77,7 +77,9 @@ class DataSummary:
     vocabulary: frozenset[str]
 
     @classmethod
-    def from_rows(cls, rows: Iterable[tuple[Any, Any]], prompt_limit: int, completion_limit: int) -> DataSummary:
+    def from_rows(
+        cls, rows: Iterable[tuple[Any, Any]], prompt_limit: int, completion_limit: int
+    ) -> DataSummary:
         count = tokens = 0
         completions: set[str] = set()
         vocabulary: set[str] = set()
@@ -182,7 +184,9 @@ class CortexEngine:
     def call(self, arguments: list[Any], database: str | None, schema: str | None) -> str:
         """Dispatch one ``FINETUNE(...)`` call; returns the text Snowflake would return."""
         if not arguments or not isinstance(arguments[0], str):
-            raise EmulatedSnowflakeError("FINETUNE: the first argument must be one of CREATE, DESCRIBE, SHOW, CANCEL")
+            raise EmulatedSnowflakeError(
+                "FINETUNE: the first argument must be one of CREATE, DESCRIBE, SHOW, CANCEL"
+            )
         operation = arguments[0].upper()
         with self._lock:
             self.calls.append(FinetuneCall(operation, tuple(arguments[1:]), database, schema))
@@ -209,7 +213,11 @@ class CortexEngine:
         name, base_model, training_query = args[0], args[1], args[2]
         validation_query = args[3] if len(args) > 3 else None
         raw_options = args[4] if len(args) > 4 else None
-        for label, value in (("name", name), ("base_model", base_model), ("training_data_query", training_query)):
+        for label, value in (
+            ("name", name),
+            ("base_model", base_model),
+            ("training_data_query", training_query),
+        ):
             if not isinstance(value, str) or not value:
                 raise EmulatedSnowflakeError(f"FINETUNE('CREATE'): {label} must be a non-empty string")
         if validation_query == "":
@@ -271,10 +279,14 @@ class CortexEngine:
             if job.validation_query is None and len(rows) >= VALIDATION_SPLIT_EVERY:
                 # Snowflake splits the training data itself when no validation query is given.
                 validation_rows = rows[VALIDATION_SPLIT_EVERY - 1 :: VALIDATION_SPLIT_EVERY]
-                rows = [r for i, r in enumerate(rows) if i % VALIDATION_SPLIT_EVERY != VALIDATION_SPLIT_EVERY - 1]
+                rows = [
+                    r for i, r in enumerate(rows) if i % VALIDATION_SPLIT_EVERY != VALIDATION_SPLIT_EVERY - 1
+                ]
             training = DataSummary.from_rows(rows, spec.prompt_tokens, spec.completion_tokens)
             validation = DataSummary.from_rows(
-                validation_rows if validation_rows is not None else rows, spec.prompt_tokens, spec.completion_tokens
+                validation_rows if validation_rows is not None else rows,
+                spec.prompt_tokens,
+                spec.completion_tokens,
             )
             if training.rows == 0:
                 job.error = (
@@ -291,7 +303,11 @@ class CortexEngine:
                 )
                 return
             requested = job.options.get("max_epochs")
-            epochs = int(requested) if requested else max(1, min(DEFAULT_EPOCHS_CAP, spec.max_rows(1) // training.rows))
+            epochs = (
+                int(requested)
+                if requested
+                else max(1, min(DEFAULT_EPOCHS_CAP, spec.max_rows(1) // training.rows))
+            )
             if training.rows > spec.max_rows(epochs):
                 job.error = (
                     "INVALID_PARAMETER_VALUE",
@@ -356,10 +372,16 @@ class CortexEngine:
                     finished_on=int(job.finishes_at * 1000),
                     model=job.model,
                     trained_tokens=job.trained_tokens,
-                    training_result={"training_loss": job.training_loss, "validation_loss": job.validation_loss},
+                    training_result={
+                        "training_loss": job.training_loss,
+                        "validation_loss": job.validation_loss,
+                    },
                 )
             elif status == "ERROR" and job.error:
-                result.update(finished_on=int(job.finishes_at * 1000), error={"code": job.error[0], "message": job.error[1]})
+                result.update(
+                    finished_on=int(job.finishes_at * 1000),
+                    error={"code": job.error[0], "message": job.error[1]},
+                )
             elif status == "CANCELLED" and job.cancelled_at is not None:
                 result.update(finished_on=int(job.cancelled_at * 1000))
             return result
@@ -369,7 +391,12 @@ class CortexEngine:
             now = self.clock()
             self._settle(now)
             return [
-                {"id": j.id, "status": j.status(now), "base_model": j.base_model, "created_on": int(j.created_at * 1000)}
+                {
+                    "id": j.id,
+                    "status": j.status(now),
+                    "base_model": j.base_model,
+                    "created_on": int(j.created_at * 1000),
+                }
                 for j in sorted(self._jobs.values(), key=lambda j: j.created_at, reverse=True)
             ]
 

@@ -14,10 +14,12 @@ Tune the emulator per test with a marker::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 DEFAULT_CONN_ID = "cortex_emulator"
 _CONNECTION_KEYS = ("database", "schema", "conn_id")
@@ -49,7 +51,9 @@ def cortex_emulator(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.fixture
-def cortex_connection(cortex_emulator: Any, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
+def cortex_connection(
+    cortex_emulator: Any, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> str:
     """The id of a ``snowflake`` Airflow connection to the emulator, set as an environment variable."""
     kwargs = _marker_kwargs(request)
     conn_id = kwargs.get("conn_id", DEFAULT_CONN_ID)

@@ -25,8 +25,7 @@ import socket
 import threading
 from collections import Counter
 from collections.abc import Awaitable, Callable, MutableMapping
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
 import fakesnow.server as fakesnow_server
@@ -38,6 +37,9 @@ from fakesnow.instance import FakeSnow
 from starlette.applications import Starlette
 
 from airflow_cortex.testing.engine import Clock, CortexEngine, EmulatedSnowflakeError
+
+if TYPE_CHECKING:
+    from types import TracebackType
 
 _UDF_NAME = "_airflow_cortex_finetune"
 _ERROR_MARKER = re.compile(r"\[cortex-emulator:(\d+):(\w+)\] (.*)", re.DOTALL)
@@ -65,7 +67,7 @@ _NOT_CODE = re.compile(
 )
 
 
-class _CortexCursor(FakeSnowflakeCursor):  # type: ignore[misc]
+class _SnowflakeVariablesCursor(FakeSnowflakeCursor):
     def _inline_variables(self, sql: str) -> str:
         # fakesnow substitutes $name anywhere in the text, string literals included, so a model
         # named '"$A"' would fail with "Session variable '$A' does not exist". Snowflake only
@@ -73,11 +75,17 @@ class _CortexCursor(FakeSnowflakeCursor):  # type: ignore[misc]
         pieces: list[str] = []
         last = 0
         for match in _NOT_CODE.finditer(sql):
-            pieces.append(super()._inline_variables(sql[last : match.start()]) if match.start() > last else "")
+            pieces.append(
+                super()._inline_variables(sql[last : match.start()]) if match.start() > last else ""
+            )
             pieces.append(match.group())
             last = match.end()
         pieces.append(super()._inline_variables(sql[last:]) if last < len(sql) else "")
         return "".join(pieces)
+
+
+class _CortexCursor(_SnowflakeVariablesCursor):
+    """A session cursor: reports FINETUNE errors as SQL errors and loads new jobs' data."""
 
     def execute(self, command: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -87,13 +95,12 @@ class _CortexCursor(FakeSnowflakeCursor):  # type: ignore[misc]
             if match is None:
                 raise
             errno, sqlstate, message = match.groups()
-            self._sqlstate = sqlstate
             raise sf_errors.ProgrammingError(msg=message, errno=int(errno), sqlstate=sqlstate) from None
         finally:
-            self._conn.emulator.load_pending_jobs()
+            cast("_CortexConnection", self._conn).emulator.load_pending_jobs()
 
 
-class _CortexConnection(FakeSnowflakeConnection):  # type: ignore[misc]
+class _CortexConnection(FakeSnowflakeConnection):
     emulator: CortexEmulator
 
     def cursor(self, cursor_class: Any = None) -> _CortexCursor:
@@ -102,13 +109,17 @@ class _CortexConnection(FakeSnowflakeConnection):  # type: ignore[misc]
         return _CortexCursor(conn=self, duck_conn=self._duck_conn, use_dict_result=cursor_class is DictCursor)
 
 
-class _CortexFakeSnow(FakeSnow):  # type: ignore[misc]
+class _CortexFakeSnow(FakeSnow):
     def __init__(self, emulator: CortexEmulator) -> None:
         super().__init__()
         self.emulator = emulator
 
     def connect(
-        self, database: str | None = None, schema: str | None = None, nop_regexes: list[str] | None = None, **kwargs: Any
+        self,
+        database: str | None = None,
+        schema: str | None = None,
+        nop_regexes: list[str] | None = None,
+        **kwargs: Any,
     ) -> _CortexConnection:
         conn = _CortexConnection(
             self.duck_conn.cursor(),
@@ -131,7 +142,9 @@ class _CountingMiddleware:
         self.app = app
         self.counts = counts
 
-    async def __call__(self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]) -> None:
+    async def __call__(
+        self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]
+    ) -> None:
         if scope["type"] == "http":
             path = scope.get("path", "")
             if path.endswith("/login-request"):
@@ -171,7 +184,9 @@ class CortexEmulator:
         self.host = host
         self.verbose = verbose
         self.requested_port = port
-        self.engine = CortexEngine(clock=clock, pending_seconds=pending_seconds, training_seconds=training_seconds)
+        self.engine = CortexEngine(
+            clock=clock, pending_seconds=pending_seconds, training_seconds=training_seconds
+        )
         self.counts: Counter[str] = Counter()
         self.port: int | None = None
         self._server: uvicorn.Server | None = None
@@ -235,7 +250,9 @@ class CortexEmulator:
     def __enter__(self) -> CortexEmulator:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
     # --- SQL plumbing -----------------------------------------------------------------------
@@ -286,7 +303,7 @@ class CortexEmulator:
         assert self._fs is not None
         conn = self._fs.connect(database or None, schema or None)
         try:
-            cursor = FakeSnowflakeCursor(conn=conn, duck_conn=conn._duck_conn)
+            cursor = _SnowflakeVariablesCursor(conn=conn, duck_conn=conn._duck_conn)
             try:
                 cursor.execute(_wrap_query(query))
                 return [(row[0], row[1]) for row in cursor.fetchall()]
@@ -298,7 +315,9 @@ class CortexEmulator:
 
     # --- using it ---------------------------------------------------------------------------
 
-    def execute(self, sql: str, database: str | None = None, schema: str | None = None) -> list[tuple[Any, ...]]:
+    def execute(
+        self, sql: str, database: str | None = None, schema: str | None = None
+    ) -> list[tuple[Any, ...]]:
         """Run Snowflake SQL directly (e.g. to seed tables), bypassing HTTP and the counters."""
         if self._fs is None:
             raise RuntimeError("The emulator is not running")
@@ -306,7 +325,7 @@ class CortexEmulator:
         try:
             cursor = conn.cursor()
             cursor.execute(sql)
-            return list(cursor.fetchall()) if cursor.description else []
+            return cast("list[tuple[Any, ...]]", cursor.fetchall()) if cursor.description else []
         finally:
             conn.close()
 
