@@ -13,21 +13,23 @@ Dollar-quoted literals (``$$...$$``) are not used: they cannot hold ``$$``.
 
 from __future__ import annotations
 
+import re
+
 # Control characters are legal raw inside a Snowflake literal, but written raw they make
 # logged statements unreadable and a NUL truncates text in some tools. Only escapes whose
 # length is fixed are used: ``\0`` is not, because Snowflake also reads octal ``\ooo``, so NUL
 # followed by a digit would decode as another character (hypothesis found this).
-_ESCAPES = {
-    "\\": "\\\\",
-    "'": "\\'",
-    "\n": "\\n",
-    "\t": "\\t",
-    **{chr(code): f"\\x{code:02x}" for code in (*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F)},
-}
+_OTHER_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _hex_escape(match: re.Match[str]) -> str:
+    return f"\\x{ord(match.group()):02x}"
 
 
 def sql_string_literal(value: str) -> str:
     """Return ``value`` as a Snowflake string literal that decodes back to exactly ``value``."""
     if not isinstance(value, str):
         raise TypeError(f"sql_string_literal takes str, not {type(value).__name__}")
-    return "'" + "".join(_ESCAPES.get(ch, ch) for ch in value) + "'"
+    # The backslash goes first, so the escapes added after it are not escaped again.
+    escaped = value.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\t", "\\t")
+    return "'" + _OTHER_CONTROL.sub(_hex_escape, escaped) + "'"

@@ -11,6 +11,7 @@ understand: anything that is not quoting, a comment or ``;`` is just "code".
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -28,9 +29,36 @@ class QueryShape:
     """What is left open at the end (a string, identifier or comment), with its offset."""
 
 
+# Where the next lexeme that matters may start; everything before it is plain code or space.
+_SPECIAL = re.compile(r"--|//|/\*|;|'|\"|\$\$")
+_QUOTE_OR_BACKSLASH = re.compile(r"['\\]")
+
+
+def _end_of_quoted(text: str, i: int, quote: str) -> int:
+    """Offset just past the closing ``quote`` of a lexeme whose body starts at ``i``, or -1.
+
+    A doubled quote is an escaped quote; in single-quoted strings a backslash escapes the next
+    character. Lexing is greedy, as Snowflake's is, so the verdict never depends on backtracking.
+    """
+    n = len(text)
+    while i < n:
+        if quote == "'":
+            match = _QUOTE_OR_BACKSLASH.search(text, i)
+            j = match.start() if match else -1
+        else:
+            j = text.find(quote, i)
+        if j == -1:
+            return -1
+        if text[j] == "\\" or text[j + 1 : j + 2] == quote:
+            i = j + 2  # an escaped character or a doubled quote: still inside
+        else:
+            return j + 1
+    return -1
+
+
 def scan_query(text: str) -> QueryShape:
-    """Scan ``text`` once, left to right."""
-    i, n = 0, len(text)
+    """Scan ``text`` once, left to right, jumping from one quote, comment or ``;`` to the next."""
+    n = len(text)
     has_code = code_after_separator = trailing_separator = ends_in_line_comment = False
     seen_separator = False
     unterminated: str | None = None
@@ -42,72 +70,46 @@ def scan_query(text: str) -> QueryShape:
         if seen_separator:
             code_after_separator = True
 
+    i = 0
     while i < n:
-        ch = text[i]
-        two = text[i : i + 2]
-        if ch.isspace():
-            i += 1
-        elif two in ("--", "//"):
-            end = text.find("\n", i)
+        match = _SPECIAL.search(text, i)
+        start = match.start() if match else n
+        if not text[i:start].isspace() and start > i:
+            code()
+        if match is None:
+            break
+        lexeme = match.group()
+        if lexeme in ("--", "//"):
+            end = text.find("\n", start)
             if end == -1:
                 ends_in_line_comment = True
-                i = n
-            else:
-                i = end + 1
-        elif two == "/*":
-            end = text.find("*/", i + 2)
+                break
+            i = end + 1
+        elif lexeme == "/*":
+            end = text.find("*/", start + 2)
             if end == -1:
-                unterminated = f"/* comment starting at offset {i}"
-                i = n
-            else:
-                i = end + 2
-        elif ch == ";":
+                unterminated = f"/* comment starting at offset {start}"
+                break
+            i = end + 2
+        elif lexeme == ";":
             seen_separator = True
             trailing_separator = True
-            i += 1
-        elif ch == "'":
+            i = start + 1
+        elif lexeme == "$$":
             code()
-            start, i = i, i + 1
-            while True:
-                if i >= n:
-                    unterminated = f"string literal starting at offset {start}"
-                    break
-                if text[i] == "\\":
-                    i += 2
-                elif text[i] == "'":
-                    if text[i + 1 : i + 2] == "'":
-                        i += 2
-                    else:
-                        i += 1
-                        break
-                else:
-                    i += 1
-        elif ch == '"':
-            code()
-            start, i = i, i + 1
-            while True:
-                if i >= n:
-                    unterminated = f"quoted identifier starting at offset {start}"
-                    break
-                if text[i] == '"':
-                    if text[i + 1 : i + 2] == '"':
-                        i += 2
-                    else:
-                        i += 1
-                        break
-                else:
-                    i += 1
-        elif two == "$$":
-            code()
-            end = text.find("$$", i + 2)
+            end = text.find("$$", start + 2)
             if end == -1:
-                unterminated = f"$$ string starting at offset {i}"
-                i = n
-            else:
-                i = end + 2
+                unterminated = f"$$ string starting at offset {start}"
+                break
+            i = end + 2
         else:
             code()
-            i += 1
+            end = _end_of_quoted(text, start + 1, lexeme)
+            if end == -1:
+                kind = "string literal" if lexeme == "'" else "quoted identifier"
+                unterminated = f"{kind} starting at offset {start}"
+                break
+            i = end
     return QueryShape(
         has_code=has_code,
         code_after_separator=code_after_separator,

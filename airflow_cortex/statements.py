@@ -34,11 +34,6 @@ class FineTuneRequest:
     validation_data_query: str | None
     options: Mapping[str, Any] = field(default_factory=dict)
 
-    @property
-    def max_epochs(self) -> int | None:
-        value = self.options.get("max_epochs")
-        return int(value) if value is not None else None
-
 
 def build_finetune_request(
     *,

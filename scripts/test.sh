@@ -9,8 +9,8 @@ VENV="${CORTEX_VENV:-$ROOT/.venv}"
 cd "$ROOT"
 
 echo "==> ruff" >&2
-"$VENV/bin/ruff" check airflow_cortex tests dags_examples
-"$VENV/bin/ruff" format --check airflow_cortex tests dags_examples
+"$VENV/bin/ruff" check airflow_cortex tests dags_examples benchmarks
+"$VENV/bin/ruff" format --check airflow_cortex tests dags_examples benchmarks
 echo "==> mypy" >&2
 "$VENV/bin/mypy"
 echo "==> pytest" >&2

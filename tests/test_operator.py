@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import load_dag, xcom_value
 
+from airflow_cortex.exceptions import CortexValidationError
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
 
 pytestmark = pytest.mark.airflow
@@ -107,3 +108,36 @@ def test_airflow_conventions():
         task_id="t", model_name="m", base_model="mistral-7b", training_data_query="SELECT 1 AS prompt"
     )
     assert operator.snowflake_conn_id == "snowflake_default"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"model_name": "my model"}, "model_name"),
+        ({"base_model": "gpt-4o"}, "base_model"),
+        ({"max_epochs": 20}, "max_epochs"),
+        ({"options": {"max_epoch": 2}}, "options"),
+    ],
+)
+def test_untemplated_mistakes_fail_when_the_dag_is_parsed(kwargs, parameter):
+    arguments = {
+        "task_id": "t",
+        "model_name": "m",
+        "base_model": "mistral-7b",
+        "training_data_query": "q.sql",
+        **kwargs,
+    }
+    with pytest.raises(CortexValidationError) as info:
+        CortexFineTuneOperator(**arguments)
+    assert info.value.parameter == parameter
+
+
+def test_templated_values_wait_for_rendering():
+    CortexFineTuneOperator(
+        task_id="t",
+        model_name="{{ params.name }}",
+        base_model="{{ var.value.base_model }}",
+        training_data_query="train.sql",
+        options={"max_epochs": "{{ params.epochs }}"},
+        max_epochs="{{ params.epochs }}",
+    )

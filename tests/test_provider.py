@@ -47,3 +47,13 @@ def test_importing_the_operator_does_no_network_io():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.stdout.strip().endswith("ok"), result.stderr
+
+
+def test_operator_module_leaves_the_snowflake_stack_for_task_run_time():
+    code = (
+        "import sys\n"
+        "import airflow_cortex.operators.finetune\n"
+        "print(sorted(m for m in ('snowflake.connector', 'airflow.providers.snowflake.hooks.snowflake') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -41,3 +41,28 @@ def test_scan(text, multi, trailing, line_comment, unterminated):
 @pytest.mark.parametrize("text", ["", "   \n", "-- only\n", "/* only */", ";"])
 def test_no_code(text):
     assert not scan_query(text).has_code
+
+
+@pytest.mark.parametrize(
+    ("text", "unterminated"),
+    [
+        ("SELECT 'a'' b", "string literal starting at offset 7"),
+        ("SELECT 'a''''", "string literal starting at offset 7"),
+        ('SELECT "a"" b', "quoted identifier starting at offset 7"),
+        ("SELECT 'a\\'", "string literal starting at offset 7"),
+    ],
+)
+def test_doubled_quotes_never_end_a_token(text, unterminated):
+    assert scan_query(text).unterminated == unterminated
+
+
+def test_scales_to_megabyte_queries():
+    body = "x\\'é;--/*" * 100_000
+    shape = scan_query(f"SELECT '{body}' AS prompt, $${body}$$ AS completion")
+    assert shape.has_code
+    assert not shape.code_after_separator
+    assert shape.unterminated is None
+
+
+def test_doubled_quote_before_the_closing_one():
+    assert scan_query("SELECT 'a''' AS x").unterminated is None

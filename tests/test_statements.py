@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from airflow_cortex.base_models import KNOWN_BASE_MODELS, validate_base_model
 from airflow_cortex.exceptions import CortexValidationError
@@ -128,3 +130,27 @@ def test_known_models_and_row_limits():
 def test_options_json_is_canonical():
     sql = create_statement(request(options=json.dumps({"max_epochs": 1})))
     assert "'{\"max_epochs\": 1}'" in sql
+
+
+@given(
+    st.integers(min_value=-1000, max_value=1000), st.sampled_from(["int", "str", "padded", "dict", "json"])
+)
+def test_epochs_in_any_form_are_accepted_exactly_in_range(epochs, form):
+    value = {"int": epochs, "str": str(epochs), "padded": f" {epochs} "}.get(form)
+    options = {"dict": {"max_epochs": epochs}, "json": json.dumps({"max_epochs": epochs})}.get(form)
+    if 1 <= epochs <= 10:
+        assert normalize_options(options, value) == {"max_epochs": epochs}
+    else:
+        with pytest.raises(CortexValidationError) as info:
+            normalize_options(options, value)
+        assert info.value.parameter == ("max_epochs" if options is None else "options.max_epochs")
+
+
+@given(st.dictionaries(st.text(max_size=12), st.integers(1, 10), max_size=3))
+def test_only_known_option_keys_pass(options):
+    if set(options) <= {"max_epochs"}:
+        assert normalize_options(options) == options
+    else:
+        with pytest.raises(CortexValidationError, match="unknown key") as info:
+            normalize_options(options)
+        assert info.value.parameter == "options"

@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from airflow_cortex.base_models import KNOWN_BASE_MODELS
@@ -128,7 +128,6 @@ class EmulatedJob:
     trained_tokens: int | None = None
     training_loss: float | None = None
     validation_loss: float | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def started_at(self) -> float:

@@ -1,0 +1,25 @@
+"""The benchmark script keeps working (its figures are reported, never asserted here)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from conftest import REPO
+
+
+def test_core_benchmark_runs_and_prints_its_table():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_core.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = result.stdout[result.stdout.index("figure") :]
+    assert "CREATE round trip" in table
+    # the hook's own contract, visible in the table: one login and one statement per call
+    assert "logins / queries per hook call" in table
+    assert table.split("logins / queries per hook call")[1].split()[0:3] == ["1", "/", "1"]
