@@ -158,7 +158,7 @@ class CortexEmulator:
     """A running local Cortex: start it, point a ``snowflake`` connection at it, run DAGs.
 
     >>> with CortexEmulator(pending_seconds=0.5, training_seconds=2) as emulator:
-    ...     extra = emulator.connection_extra(database="ML", schema="PUBLIC")
+    ...     connection = emulator.airflow_connection(database="ML", schema="PUBLIC")
 
     :param host: Interface to listen on (loopback by default).
     :param port: TCP port; 0 picks a free one.
@@ -329,9 +329,7 @@ class CortexEmulator:
         finally:
             conn.close()
 
-    def connection_extra(
-        self, database: str | None = None, schema: str | None = None, warehouse: str = "EMULATOR_WH"
-    ) -> dict[str, Any]:
+    def connection_extra(self, database: str | None = None, warehouse: str = "EMULATOR_WH") -> dict[str, Any]:
         """The ``extra`` of a ``snowflake`` Airflow connection that points here."""
         if self.port is None:
             raise RuntimeError("The emulator is not running")
