@@ -1,8 +1,12 @@
 from __future__ import annotations
 
-import pytest
+from itertools import pairwise
 
-from airflow_cortex.sqltext import scan_query
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from airflow_cortex.sqltext import lex, scan_query
 
 
 @pytest.mark.parametrize(
@@ -66,3 +70,27 @@ def test_scales_to_megabyte_queries():
 
 def test_doubled_quote_before_the_closing_one():
     assert scan_query("SELECT 'a''' AS x").unterminated is None
+
+
+@given(st.text())
+def test_lexemes_cover_any_text_exactly_in_order(text):
+    lexemes = list(lex(text))
+    assert "".join(text[x.start : x.end] for x in lexemes) == text
+    assert all(a.end == b.start for a, b in pairwise(lexemes))
+    assert all(x.unterminated is None for x in lexemes[:-1])
+
+
+def test_lexeme_kinds():
+    text = "SELECT 'a;b' /* c */ -- d\n; $$e$$"
+    kinds = [(x.kind, text[x.start : x.end]) for x in lex(text)]
+    assert kinds == [
+        ("text", "SELECT "),
+        ("quoted", "'a;b'"),
+        ("text", " "),
+        ("block_comment", "/* c */"),
+        ("text", " "),
+        ("line_comment", "-- d\n"),
+        ("separator", ";"),
+        ("text", " "),
+        ("quoted", "$$e$$"),
+    ]

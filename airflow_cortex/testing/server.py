@@ -36,6 +36,7 @@ from fakesnow.cursor import FakeSnowflakeCursor
 from fakesnow.instance import FakeSnow
 from starlette.applications import Starlette
 
+from airflow_cortex.sqltext import TEXT, lex
 from airflow_cortex.testing.engine import Clock, CortexEngine, EmulatedSnowflakeError
 
 if TYPE_CHECKING:
@@ -60,27 +61,15 @@ def _wrap_query(query: str) -> str:
     return f'SELECT "PROMPT", "COMPLETION" FROM ({query})'
 
 
-# Quoted text and comments, where Snowflake never substitutes $session_variables.
-_NOT_CODE = re.compile(
-    r"'(?:[^'\\]|\\.|'')*'|\$\$.*?\$\$|\"(?:[^\"]|\"\")*\"|--[^\n]*|//[^\n]*|/\*.*?\*/",
-    re.DOTALL,
-)
-
-
 class _SnowflakeVariablesCursor(FakeSnowflakeCursor):
     def _inline_variables(self, sql: str) -> str:
         # fakesnow substitutes $name anywhere in the text, string literals included, so a model
         # named '"$A"' would fail with "Session variable '$A' does not exist". Snowflake only
         # reads variables in code, so substitute between literals and comments only.
-        pieces: list[str] = []
-        last = 0
-        for match in _NOT_CODE.finditer(sql):
-            pieces.append(
-                super()._inline_variables(sql[last : match.start()]) if match.start() > last else ""
-            )
-            pieces.append(match.group())
-            last = match.end()
-        pieces.append(super()._inline_variables(sql[last:]) if last < len(sql) else "")
+        pieces = []
+        for lexeme in lex(sql):
+            piece = sql[lexeme.start : lexeme.end]
+            pieces.append(super()._inline_variables(piece) if lexeme.kind == TEXT else piece)
         return "".join(pieces)
 
 
