@@ -31,13 +31,18 @@ class FineTuneStatus:
     FAILED = frozenset({ERROR, CANCELLED})
 
 
+def _decoded(payload: object, what: str) -> object:
+    """``payload`` itself, or the JSON it holds when the connector handed over text."""
+    if not isinstance(payload, str):
+        return payload
+    try:
+        return json.loads(payload)
+    except json.JSONDecodeError:
+        raise CortexFineTuneError(f"{what} returned text that is not JSON: {payload[:200]!r}") from None
+
+
 def _as_mapping(payload: object, what: str) -> Mapping[str, Any]:
-    if isinstance(payload, str):
-        text = payload
-        try:
-            payload = json.loads(text)
-        except json.JSONDecodeError:
-            raise CortexFineTuneError(f"{what} returned text that is not JSON: {text[:200]!r}") from None
+    payload = _decoded(payload, what)
     if not isinstance(payload, Mapping):
         raise CortexFineTuneError(f"{what} returned {type(payload).__name__}, expected a JSON object")
     return payload
@@ -174,14 +179,7 @@ class FineTuneJobSummary:
 
 
 def parse_show(payload: object) -> list[FineTuneJobSummary]:
-    if isinstance(payload, str):
-        text = payload
-        try:
-            payload = json.loads(text)
-        except json.JSONDecodeError:
-            raise CortexFineTuneError(
-                f"FINETUNE('SHOW') returned text that is not JSON: {text[:200]!r}"
-            ) from None
+    payload = _decoded(payload, "FINETUNE('SHOW')")
     if payload is None:
         return []
     if not isinstance(payload, list):
