@@ -6,7 +6,9 @@ test ever touches a developer's own Airflow installation.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "dags_examples"
 
 _home = Path(tempfile.mkdtemp(prefix="airflow-cortex-tests-"))
+atexit.register(shutil.rmtree, _home, ignore_errors=True)
 os.environ["AIRFLOW_HOME"] = str(_home)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 _dags = _home / "dags"
