@@ -43,3 +43,11 @@ class CortexFineTuneError(RuntimeError):
         self.job_id = job_id
         self.error_code = error_code
         super().__init__(message)
+
+
+class CortexTransientError(CortexFineTuneError):
+    """Snowflake could not be reached or answered with a server-side failure; worth retrying."""
+
+
+class CortexJobNotFoundError(CortexFineTuneError):
+    """Snowflake does not know the job: never created, or garbage-collected after it ended."""

@@ -26,6 +26,18 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_cortex.operators.finetune"],
             }
         ],
+        "sensors": [
+            {
+                "integration-name": "Snowflake Cortex Fine-tuning",
+                "python-modules": ["airflow_cortex.sensors.finetune"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": "Snowflake Cortex Fine-tuning",
+                "python-modules": ["airflow_cortex.triggers.finetune"],
+            }
+        ],
         "hooks": [
             {
                 "integration-name": "Snowflake Cortex Fine-tuning",

@@ -1,11 +1,13 @@
-"""Fine-tune a support assistant with Snowflake Cortex, then report the tuned model.
+"""Fine-tune a support assistant with Snowflake Cortex, then hand the tuned model on.
 
 1. ``prepare_training_data`` builds a small ``support_tickets`` table (on a real account you would
    point the queries at your own table and drop this task).
-2. ``finetune`` starts ``SNOWFLAKE.CORTEX.FINETUNE('CREATE', ...)`` with the queries in ``sql/`` and
-   pushes the job id to XCom.
-3. ``report_progress`` follows the job through DESCRIBE, logging progress, and returns the tuned
-   model's real (fully qualified, possibly suffixed) name.
+2. ``finetune`` starts ``SNOWFLAKE.CORTEX.FINETUNE('CREATE', ...)`` with the queries in ``sql/``,
+   pushes the job id to XCom, then waits for the job in the triggerer (``deferrable=True``: no
+   worker slot is held while it trains), logging its progress. A retry reattaches to the same
+   job instead of paying for a second one.
+3. ``announce_model`` receives the tuned model's result from XCom: its real (fully qualified,
+   possibly suffixed) name, trained tokens and losses.
 
 Runs unchanged against Snowflake or the local Cortex emulator; only the ``snowflake_default``
 connection differs (see the README).
@@ -14,10 +16,10 @@ connection differs (see the README).
 from __future__ import annotations
 
 import os
-import time
 from datetime import datetime, timedelta
+from typing import Any
 
-from airflow.providers.common.compat.sdk import DAG, task
+from airflow.providers.common.compat.sdk import DAG, XComArg, task
 
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
 from airflow_cortex.literals import sql_string_literal
@@ -57,27 +59,10 @@ def prepare_training_data() -> int:
 
 
 @task
-def report_progress(job_id: str) -> dict[str, object]:
-    """Follow the job to its end; returns DESCRIBE's summary (model, tokens, losses)."""
-    hook = CortexFineTuneHook(snowflake_conn_id=CONN_ID)
-    deadline = time.monotonic() + WAIT_LIMIT.total_seconds()
-    while True:
-        job = hook.describe_finetune_job(job_id)
-        progress = f"{job.progress:.0%}" if job.progress is not None else "n/a"
-        print(f"Fine-tuning job {job_id}: {job.status}, progress {progress}", flush=True)
-        if job.is_finished:
-            break
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"Fine-tuning job {job_id} still {job.status} after {WAIT_LIMIT}")
-        time.sleep(POLL_SECONDS)
-    if not job.succeeded:
-        raise RuntimeError(job.describe_failure())
-    print(
-        f"Tuned model: {job.model} (trained tokens {job.trained_tokens}, "
-        f"training loss {job.training_loss}, validation loss {job.validation_loss})",
-        flush=True,
-    )
-    return job.to_dict()
+def announce_model(result: dict[str, Any]) -> str:
+    """Where a pipeline would evaluate and promote the model; here it just names it."""
+    print(f"Ready to evaluate {result['model']} ({result['trained_tokens']} trained tokens)", flush=True)
+    return str(result["model"])
 
 
 with DAG(
@@ -97,6 +82,9 @@ with DAG(
         training_data_query="support_training_data.sql",
         validation_data_query="support_validation_data.sql",
         max_epochs=2,
+        deferrable=True,
+        poll_interval=POLL_SECONDS,
+        wait_timeout=WAIT_LIMIT,
     )
     prepare_training_data() >> finetune
-    report_progress(finetune.output)
+    announce_model(XComArg(finetune, key="result"))

@@ -55,6 +55,18 @@ def airflow_db() -> Path:
     return _home
 
 
+@pytest.fixture
+def seeded(cortex_emulator):
+    """The emulator with a 20-row ``train`` table in the test connection's database."""
+    cortex_emulator.execute(
+        "CREATE OR REPLACE TABLE train AS SELECT 'question ' || i AS prompt, 'answer ' || (i % 4) AS completion "
+        "FROM range(20) t(i)",
+        database="CORTEX_TEST",
+        schema="PUBLIC",
+    )
+    return cortex_emulator
+
+
 def load_dag(dag_id: str):
     """The DAG object, parsed from the test dags folder as the scheduler would."""
     from airflow.dag_processing.dagbag import DagBag

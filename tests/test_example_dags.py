@@ -27,8 +27,10 @@ def test_basic_example_runs_end_to_end(airflow_db, cortex_emulator, cortex_conne
     run = load_dag("cortex_finetune_basic").test()
     assert run.state == "success", task_states(run)
     job_id = xcom_value(run, "finetune")
-    result = xcom_value(run, "report_progress")
+    result = xcom_value(run, "finetune", key="result")
     assert result["job_id"] == job_id
+    assert xcom_value(run, "finetune", key="model") == result["model"]
+    assert xcom_value(run, "announce_model") == result["model"]
     assert result["status"] == "SUCCESS"
     assert result["model"] == "CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT"
     assert result["trained_tokens"] > 0

@@ -11,17 +11,6 @@ from airflow_cortex.operators.finetune import CortexFineTuneOperator
 pytestmark = pytest.mark.airflow
 
 
-@pytest.fixture
-def seeded(cortex_emulator):
-    cortex_emulator.execute(
-        "CREATE OR REPLACE TABLE train AS SELECT 'question ' || i AS prompt, 'answer ' || (i % 4) AS completion "
-        "FROM range(20) t(i)",
-        database="CORTEX_TEST",
-        schema="PUBLIC",
-    )
-    return cortex_emulator
-
-
 def test_creates_job_and_pushes_its_id(airflow_db, seeded, cortex_connection):
     run = load_dag("cortex_test_native").test(run_conf={"max_epochs": 2, "model_name": "support.tuned"})
     assert run.state == "success"

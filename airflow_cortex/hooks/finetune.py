@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from contextlib import closing
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
-from airflow_cortex.exceptions import CortexFineTuneError
+from airflow_cortex.exceptions import CortexFineTuneError, CortexJobNotFoundError, CortexTransientError
+from airflow_cortex.reattach import request_matches_job
 from airflow_cortex.results import FineTuneJob, FineTuneJobSummary, parse_show
 from airflow_cortex.statements import (
+    FineTuneRequest,
     build_finetune_request,
     cancel_statement,
     create_statement,
@@ -22,6 +25,28 @@ if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
 
 _PROTOCOLS = ("https", "http")
+# Connector timeouts the stock hook does not pass on; with them a connection can bound how long
+# the connector keeps retrying by itself before an error reaches the provider's own retries.
+_TIMEOUT_EXTRAS = ("login_timeout", "network_timeout", "socket_timeout")
+# Words Snowflake uses when DESCRIBE/CANCEL name a job it does not (or no longer) know.
+_NOT_FOUND_WORDS = ("not found", "does not exist", "no such")
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """Whether a connector error is worth retrying: the network or the service, not the statement."""
+    from snowflake.connector import errors
+
+    if isinstance(exc, (errors.RevocationCheckError, errors.NonRetryableTlsError)):
+        return False
+    if isinstance(exc, (errors.ProgrammingError, errors.IntegrityError, errors.DataError)):
+        return False
+    if isinstance(exc, (errors.NotSupportedError, errors.ForbiddenError, errors.BadRequest)):
+        return False
+    if isinstance(exc, (errors.OperationalError, errors.InterfaceError, errors.InternalError)):
+        return True
+    if isinstance(exc, errors.DatabaseError):
+        return False  # e.g. wrong credentials: retrying cannot help
+    return isinstance(exc, (errors.Error, OSError))
 
 
 class CortexFineTuneHook(SnowflakeHook):
@@ -39,9 +64,21 @@ class CortexFineTuneHook(SnowflakeHook):
 
     hook_name = "Snowflake Cortex Fine-tuning"
 
-    def __init__(self, *args: Any, allow_unknown_base_model: bool = False, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        allow_unknown_base_model: bool = False,
+        keep_connection: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        """:param keep_connection: Log in once and reuse the session for every call (until
+        :meth:`close` or a connection error), instead of one login per call. Waiting loops use it so
+        that polling a job for hours costs one login, not one per poll."""
         super().__init__(*args, **kwargs)
         self.allow_unknown_base_model = allow_unknown_base_model
+        self.keep_connection = keep_connection
+        self._kept: SnowflakeConnection | None = None
+        self._kept_lock = threading.Lock()
 
     # --- connection -------------------------------------------------------------------------
 
@@ -55,6 +92,16 @@ class CortexFineTuneHook(SnowflakeHook):
                     f"Connection extra 'protocol' must be one of {', '.join(_PROTOCOLS)}, got {protocol!r}"
                 )
             conn_config["protocol"] = protocol
+        for name in _TIMEOUT_EXTRAS:
+            value = extra_dict.get(name)
+            if value in (None, ""):
+                continue
+            try:
+                conn_config[name] = int(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"Connection extra {name!r} must be a number of seconds, got {value!r}"
+                ) from None
         if isinstance(conn_config.get("port"), str):
             try:
                 conn_config["port"] = int(conn_config["port"])
@@ -63,23 +110,80 @@ class CortexFineTuneHook(SnowflakeHook):
                     f"Connection extra 'port' must be a number, got {conn_config['port']!r}"
                 ) from None
 
+    @contextmanager
+    def _session(self) -> Iterator[SnowflakeConnection]:
+        """A connection for one call: a fresh one, or the kept one when ``keep_connection`` is set.
+
+        A kept connection that fails with a transient error is dropped, so the next call logs in
+        again instead of reusing a broken session.
+        """
+        if not self.keep_connection:
+            with closing(self.get_conn()) as conn:
+                yield conn
+            return
+        with self._kept_lock:
+            if self._kept is None or self._kept.is_closed():
+                self._kept = self.get_conn()
+            conn = self._kept
+        try:
+            yield conn
+        except BaseException as exc:
+            if _is_transient(exc):
+                self._drop(conn)
+            raise
+
+    def _drop(self, conn: SnowflakeConnection) -> None:
+        with self._kept_lock:
+            if self._kept is conn:
+                self._kept = None
+        try:
+            conn.close()
+        except Exception:  # the session is already unusable; closing it is a courtesy
+            self.log.debug("Closing a broken Snowflake connection failed", exc_info=True)
+
+    def close(self) -> None:
+        """Log out of the kept session, if any."""
+        with self._kept_lock:
+            conn, self._kept = self._kept, None
+        if conn is not None:
+            self._drop(conn)
+
     def _run_single(self, sql: str, *, action: str, job_id: str | None = None) -> Any:
-        """Run one statement and return the first column of its only row."""
+        """Run one statement and return the first column of its only row.
+
+        Errors come out as :class:`CortexFineTuneError`, narrowed to
+        :class:`CortexTransientError` (network, service; worth retrying) or
+        :class:`CortexJobNotFoundError` (Snowflake does not know ``job_id``).
+        """
         from snowflake.connector.errors import ProgrammingError
 
-        conn: SnowflakeConnection
-        with closing(self.get_conn()) as conn, closing(conn.cursor()) as cursor:
-            try:
-                cursor.execute(sql, num_statements=1)
-            except ProgrammingError as exc:
-                code = f"{exc.errno}" if exc.errno else None
-                what = f" for job {job_id}" if job_id else ""
-                message = getattr(exc, "raw_msg", None) or exc.msg
-                raise CortexFineTuneError(
-                    f"FINETUNE('{action}'){what} failed: {message}", job_id=job_id, error_code=code
-                ) from exc
-            self.log.info("FINETUNE('%s') query id: %s", action, cursor.sfqid)
-            row = cursor.fetchone()
+        what = f" for job {job_id}" if job_id else ""
+        try:
+            with self._session() as conn, closing(conn.cursor()) as cursor:
+                try:
+                    cursor.execute(sql, num_statements=1)
+                except ProgrammingError as exc:
+                    code = f"{exc.errno}" if exc.errno else None
+                    message = getattr(exc, "raw_msg", None) or exc.msg
+                    error_type = CortexFineTuneError
+                    if job_id and any(word in str(message).lower() for word in _NOT_FOUND_WORDS):
+                        error_type = CortexJobNotFoundError
+                    raise error_type(
+                        f"FINETUNE('{action}'){what} failed: {message}", job_id=job_id, error_code=code
+                    ) from exc
+                self.log.debug("FINETUNE('%s') query id: %s", action, cursor.sfqid)
+                row = cursor.fetchone()
+        except CortexFineTuneError:
+            raise
+        except Exception as exc:
+            if not _is_transient(exc):
+                raise
+            code = getattr(exc, "errno", None)
+            raise CortexTransientError(
+                f"FINETUNE('{action}'){what} could not reach Snowflake: {type(exc).__name__}: {exc}",
+                job_id=job_id,
+                error_code=str(code) if code else None,
+            ) from exc
         if row is None:
             raise CortexFineTuneError(f"FINETUNE('{action}') returned no row", job_id=job_id)
         return row[0] if not isinstance(row, Mapping) else next(iter(row.values()))
@@ -100,15 +204,23 @@ class CortexFineTuneHook(SnowflakeHook):
         Raises :class:`~airflow_cortex.exceptions.CortexValidationError` before connecting if any
         argument breaks a FINETUNE rule.
         """
-        request = build_finetune_request(
-            model_name=model_name,
-            base_model=base_model,
-            training_data_query=training_data_query,
-            validation_data_query=validation_data_query,
-            options=options,
-            max_epochs=max_epochs,
-            allow_unknown_base_model=self.allow_unknown_base_model,
+        return self.submit_finetune_request(
+            self.build_request(
+                model_name=model_name,
+                base_model=base_model,
+                training_data_query=training_data_query,
+                validation_data_query=validation_data_query,
+                options=options,
+                max_epochs=max_epochs,
+            )
         )
+
+    def build_request(self, **arguments: Any) -> FineTuneRequest:
+        """Validate CREATE arguments (no I/O) with this hook's base-model policy."""
+        return build_finetune_request(allow_unknown_base_model=self.allow_unknown_base_model, **arguments)
+
+    def submit_finetune_request(self, request: FineTuneRequest) -> str:
+        """Send one validated CREATE; returns Snowflake's job id."""
         sql = create_statement(request)
         self.log.info("Submitting Cortex fine-tuning job:\n%s", sql)
         job_id = self._run_single(sql, action="CREATE")
@@ -118,7 +230,11 @@ class CortexFineTuneHook(SnowflakeHook):
         return str(job_id)
 
     def describe_finetune_job(self, job_id: str) -> FineTuneJob:
-        """The job's current state; fails with a clear message if Snowflake no longer knows it."""
+        """The job's current state.
+
+        Raises :class:`CortexJobNotFoundError` when Snowflake does not know the id (never created,
+        or garbage-collected some time after it ended).
+        """
         payload = self._run_single(describe_statement(job_id), action="DESCRIBE", job_id=job_id)
         return FineTuneJob.from_describe(payload, job_id=job_id)
 
@@ -131,3 +247,47 @@ class CortexFineTuneHook(SnowflakeHook):
         message = self._run_single(cancel_statement(job_id), action="CANCEL", job_id=job_id)
         self.log.info("%s", message)
         return str(message)
+
+    def cancel_if_running(self, job_id: str) -> str:
+        """Cancel ``job_id`` unless it has already ended; returns what happened, for the log.
+
+        Used when a task is killed, where an error would only hide the original reason.
+        """
+        try:
+            job = self.describe_finetune_job(job_id)
+            if job.is_finished:
+                return f"Job {job_id} had already ended with status {job.status}; nothing to cancel"
+            return self.cancel_finetune_job(job_id)
+        except CortexFineTuneError as error:
+            return f"Job {job_id} could not be cancelled: {error}"
+
+    def find_matching_jobs(
+        self,
+        request: FineTuneRequest,
+        created_since: float,
+        exclude: frozenset[str] = frozenset(),
+    ) -> list[FineTuneJob]:
+        """Jobs created since ``created_since`` (epoch seconds) that ``request`` would have created.
+
+        This is how a retry finds a job whose id an earlier try never got to record: SHOW lists
+        the candidates (one query), then DESCRIBE shows each one's queries, base model and
+        options, which must equal the request's exactly. Newest first.
+        """
+        candidates = [
+            summary
+            for summary in self.list_finetune_jobs()
+            if summary.id not in exclude
+            and summary.base_model == request.base_model
+            and summary.created_on is not None
+            and summary.created_on.timestamp() >= created_since
+        ]
+        candidates.sort(key=lambda summary: summary.created_on or 0, reverse=True)
+        matches = []
+        for summary in candidates:
+            try:
+                job = self.describe_finetune_job(summary.id)
+            except CortexJobNotFoundError:
+                continue
+            if request_matches_job(request, job):
+                matches.append(job)
+        return matches

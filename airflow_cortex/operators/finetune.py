@@ -1,27 +1,46 @@
-"""The operator that starts a Cortex fine-tuning job from a DAG."""
+"""The operator that starts a Cortex fine-tuning job from a DAG, and waits for it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseOperator
+from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
 from airflow_cortex.base_models import validate_base_model
+from airflow_cortex.exceptions import CortexFineTuneError, CortexJobNotFoundError
 from airflow_cortex.names import parse_model_name
+from airflow_cortex.reattach import CLOCK_SKEW_SECONDS, ExistingJobPolicy, validate_policy
+from airflow_cortex.results import FineTuneStatus
 from airflow_cortex.statements import normalize_options
+from airflow_cortex.task_support import DEFAULT_CONN_ID, CortexTaskMixin
+from airflow_cortex.waiting import (
+    DEFAULT_POLL_INTERVAL,
+    RetryPolicy,
+    job_from_event,
+    report_success,
+    require_success,
+    validate_poll_interval,
+    validate_timeout,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+    from datetime import timedelta
 
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+    from airflow_cortex.results import FineTuneJob
+    from airflow_cortex.statements import FineTuneRequest
 
-# The hook (and with it the Snowflake connector stack) is imported only when a task runs: DAG
-# files that use the operator are parsed over and over, and the import costs ~0.3 s each time.
-DEFAULT_CONN_ID = "snowflake_default"
+__all__ = ["DEFAULT_CONN_ID", "CortexFineTuneOperator"]
+
+#: Task-state-store keys. Renaming them breaks retries of tasks already in flight.
+JOB_ID_KEY = "cortex_finetune_job_id"
+INTENT_KEY = "cortex_finetune_submit_intent"
+#: What ``get_job_status`` reports for a recorded job Snowflake no longer knows.
+GARBAGE_COLLECTED = "GARBAGE_COLLECTED"
 
 
 def _has_template(value: object) -> bool:
@@ -32,19 +51,30 @@ def _has_template(value: object) -> bool:
     return not isinstance(value, (int, float, type(None)))  # an XComArg or other lazy value
 
 
-class CortexFineTuneOperator(BaseOperator):
-    """Start a ``SNOWFLAKE.CORTEX.FINETUNE('CREATE', ...)`` job and push its id to XCom.
+class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
+    """Start a ``SNOWFLAKE.CORTEX.FINETUNE('CREATE', ...)`` job, wait for it, push its result.
 
     Every argument is validated after templating and before anything is sent, so a bad
     model name or a query ending in ``;`` fails the task in seconds with a message naming the
     parameter, instead of failing a paid job later. Arguments that are not templated are
-    checked already when the DAG is parsed. The job id is the task's return value and
-    is also pushed under the key ``job_id``, ready for a downstream sensor:
-    ``"{{ ti.xcom_pull(task_ids='finetune', key='job_id') }}"``.
+    checked already when the DAG is parsed.
+
+    XCom: the return value is always the job id (also under ``job_id``, pushed as soon as the
+    job exists), so ``operator.output`` can feed a sensor in any mode. Once the job succeeds,
+    ``model`` holds the tuned model's fully qualified name as DESCRIBE reports it (Snowflake may
+    have added a suffix) and ``result`` the job's figures (trained tokens, losses, ...).
+
+    Retries never pay twice: the job id is kept in the task state store (Airflow 3.3's durable
+    execution), and a retry that finds no id but a recorded intent to submit (the worker died,
+    or the network lost CREATE's answer) looks for the job Snowflake accepted with exactly this
+    request, and reattaches to it. ``existing_job_policy`` chooses what a retry does with a job
+    from an earlier try that is running or succeeded: ``"reattach"`` (wait for it / use it),
+    ``"fail"`` (stop and let a human decide) or ``"always_create"`` (submit anew every try).
+    A job that ended in ERROR or CANCELLED is always replaced by a new one.
 
     :param model_name: Name of the tuned model: ``name``, ``schema.name`` or
         ``db.schema.name``; quote parts with other characters. Snowflake adds a suffix if the
-        name is taken, so read the real name from DESCRIBE, not from here.
+        name is taken, so read the real name from XCom ``model``, not from here.
     :param base_model: One of the fine-tunable models (see ``KNOWN_BASE_MODELS``).
     :param training_data_query: A single query (or a ``.sql`` file) returning ``prompt`` and
         ``completion`` columns; no trailing ``;``.
@@ -53,6 +83,17 @@ class CortexFineTuneOperator(BaseOperator):
     :param max_epochs: Shortcut for ``options["max_epochs"]``, an integer from 1 to 10.
     :param allow_unknown_base_model: Accept a base model this release does not list, for
         models Snowflake adds later.
+    :param wait_for_completion: Wait until the job ends and fail the task if it did not
+        succeed. ``False`` returns as soon as the job exists (pair it with the sensor).
+    :param deferrable: Wait in the triggerer instead of holding a worker slot. Defaults to
+        ``[operators] default_deferrable``.
+    :param poll_interval: Seconds between status checks while waiting.
+    :param wait_timeout: Give up waiting after this long (seconds or a ``timedelta``); the job
+        keeps running in Snowflake and a retry reattaches to it.
+    :param cancel_on_kill: Cancel the job when the task is killed (mark failed, clear,
+        ``execution_timeout``), so a stopped pipeline stops paying.
+    :param existing_job_policy: See above; ``"reattach"`` by default.
+    :param max_transient_errors: Network or service errors in a row tolerated while waiting.
     :param snowflake_conn_id: A ``snowflake`` connection.
     :param warehouse: Overrides the connection's warehouse (it runs the data queries).
     :param database: Overrides the connection's database (unqualified names resolve in it).
@@ -79,6 +120,7 @@ class CortexFineTuneOperator(BaseOperator):
         "options": "json",
     }
     ui_color = "#29b5e8"
+    external_id_key = JOB_ID_KEY
 
     def __init__(
         self,
@@ -90,6 +132,13 @@ class CortexFineTuneOperator(BaseOperator):
         options: Mapping[str, Any] | str | None = None,
         max_epochs: int | str | None = None,
         allow_unknown_base_model: bool = False,
+        wait_for_completion: bool = True,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        wait_timeout: timedelta | float | None = None,
+        cancel_on_kill: bool = True,
+        existing_job_policy: ExistingJobPolicy = "reattach",
+        max_transient_errors: int = RetryPolicy.max_attempts,
         snowflake_conn_id: str = DEFAULT_CONN_ID,
         warehouse: str | None = None,
         database: str | None = None,
@@ -97,6 +146,9 @@ class CortexFineTuneOperator(BaseOperator):
         role: str | None = None,
         **kwargs: Any,
     ) -> None:
+        policy = validate_policy(existing_job_policy)
+        if policy == "always_create":
+            kwargs["durable"] = False
         super().__init__(**kwargs)
         self.model_name = model_name
         self.base_model = base_model
@@ -105,12 +157,22 @@ class CortexFineTuneOperator(BaseOperator):
         self.options = options
         self.max_epochs = max_epochs
         self.allow_unknown_base_model = allow_unknown_base_model
+        self.wait_for_completion = wait_for_completion
+        self.deferrable = deferrable
+        self.poll_interval = validate_poll_interval(poll_interval)
+        self.wait_timeout = validate_timeout(wait_timeout, "wait_timeout")
+        self.cancel_on_kill = cancel_on_kill
+        self.existing_job_policy: ExistingJobPolicy = policy
+        self.transient_retry = RetryPolicy(max_attempts=max_transient_errors)
         self.snowflake_conn_id = snowflake_conn_id
         self.warehouse = warehouse
         self.database = database
         self.schema = schema
         self.role = role
         self._check_untemplated_arguments()
+        self._job_id: str | None = None
+        self._observed: FineTuneJob | None = None
+        self._concluded = False
 
     def _check_untemplated_arguments(self) -> None:
         """Fail at DAG parse time on arguments no template can change.
@@ -128,21 +190,32 @@ class CortexFineTuneOperator(BaseOperator):
         ):
             normalize_options(self.options, self.max_epochs)
 
-    @cached_property
-    def hook(self) -> CortexFineTuneHook:
-        from airflow_cortex.hooks.finetune import CortexFineTuneHook
-
-        return CortexFineTuneHook(
-            snowflake_conn_id=self.snowflake_conn_id,
-            warehouse=self.warehouse,
-            database=self.database,
-            schema=self.schema,
-            role=self.role,
-            allow_unknown_base_model=self.allow_unknown_base_model,
-        )
+    # --- running ----------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
-        job_id = self.hook.create_finetune_job(
+        try:
+            self.execute_resumable(context)
+        finally:
+            self._close_hook()
+        if self._job_id is None:  # pragma: no cover - every path through the mixin adopts a job
+            raise CortexFineTuneError("No fine-tuning job was submitted or found")
+        return self._job_id
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
+        """Resume after the trigger fired: the same conclusion as a wait in the worker."""
+        job = job_from_event(event)
+        self._adopt(job.id, context)
+        self._conclude(job, context)
+        return job.id
+
+    def on_kill(self) -> None:
+        if self.cancel_on_kill and self._job_id and not self._concluded:
+            self._cancel_job(self._job_id)
+
+    # --- ResumableJobMixin ------------------------------------------------------------------
+
+    def submit_job(self, context: Context) -> str:
+        request = self.hook.build_request(
             model_name=self.model_name,
             base_model=self.base_model,
             training_data_query=self.training_data_query,
@@ -150,5 +223,136 @@ class CortexFineTuneOperator(BaseOperator):
             options=self.options,
             max_epochs=self.max_epochs,
         )
-        context["ti"].xcom_push(key="job_id", value=job_id)
+        earlier = self._find_unrecorded_job(request, context)
+        if earlier is not None:
+            self._observed = earlier
+            return self._adopt(earlier.id, context)
+        store = context.get("task_state_store")
+        if store is not None and self.existing_job_policy != "always_create":
+            store.set(INTENT_KEY, {"at": time.time(), "try_number": context["ti"].try_number})
+        return self._adopt(self.hook.submit_finetune_request(request), context)
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        """Status of the job an earlier try recorded (the mixin asks only about that one)."""
+        job_id = str(external_id)
+        try:
+            job = self.hook.describe_finetune_job(job_id)
+        except CortexJobNotFoundError:
+            message = (
+                f"Job {job_id}, recorded by an earlier try of this task, is no longer known to "
+                "Snowflake (it was garbage-collected some time after it ended), so its outcome "
+                "cannot be checked"
+            )
+            if self.existing_job_policy == "fail":
+                raise CortexFineTuneError(
+                    f"{message}; existing_job_policy='fail' does not submit a new one", job_id=job_id
+                ) from None
+            self.log.warning("%s; submitting a new job.", message)
+            return GARBAGE_COLLECTED
+        self.log.info("An earlier try of this task created job %s; it is %s", job_id, job.status)
+        if self.existing_job_policy == "fail" and not job.failed:
+            raise CortexFineTuneError(
+                f"An earlier try of this task created job {job_id}, which is {job.status}; "
+                "existing_job_policy='fail' neither reattaches to it nor submits another. Inspect or "
+                "cancel it, then clear the task's state to train again.",
+                job_id=job_id,
+            )
+        self._observed = job
+        return job.status
+
+    def is_job_active(self, status: str) -> bool:
+        # A status this release does not know counts as running: waiting is safe, a duplicate is not.
+        return status not in FineTuneStatus.TERMINAL and status != GARBAGE_COLLECTED
+
+    def is_job_succeeded(self, status: str) -> bool:
+        return status == FineTuneStatus.SUCCESS
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> None:
+        job_id = self._adopt(str(external_id), context)
+        if not self.wait_for_completion:
+            self.log.info("Not waiting for job %s (wait_for_completion=False)", job_id)
+            return
+        job = self._current(job_id)
+        if (job is None or not job.is_finished) and self.deferrable:
+            self._close_hook()  # the worker slot is given up; so is its session
+            self.defer(
+                trigger=self._trigger(job_id, self.poll_interval, self._deadline(), self.cancel_on_kill),
+                method_name="execute_complete",
+            )
+        event = self._wait_here(job_id, job, self.poll_interval, self._deadline())
+        self._conclude(job_from_event(event), context)
+
+    def get_job_result(self, external_id: Any, context: Context) -> str:
+        job_id = self._adopt(str(external_id), context)
+        if self.wait_for_completion and not self._concluded:
+            self._conclude(self._current(job_id) or self.hook.describe_finetune_job(job_id), context)
         return job_id
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _adopt(self, job_id: str, context: Context) -> str:
+        """Make ``job_id`` this task's job: the one ``on_kill`` cancels and XCom names."""
+        if self._job_id != job_id:
+            self._job_id = job_id
+            context["ti"].xcom_push(key="job_id", value=job_id)
+        return job_id
+
+    def _current(self, job_id: str) -> FineTuneJob | None:
+        """The job's state: what the resume decision just read, or a fresh DESCRIBE."""
+        observed, self._observed = self._observed, None
+        if observed is not None and observed.id == job_id:
+            return observed
+        return self._check_once(job_id)
+
+    def _deadline(self) -> float | None:
+        return None if self.wait_timeout is None else time.time() + self.wait_timeout
+
+    def _conclude(self, job: FineTuneJob, context: Context) -> None:
+        self._concluded = True
+        report_success(require_success(job), context["ti"], self.log)
+
+    def _find_unrecorded_job(self, request: FineTuneRequest, context: Context) -> FineTuneJob | None:
+        """A job an earlier try submitted but never recorded (see :mod:`airflow_cortex.reattach`)."""
+        if self.existing_job_policy == "always_create":
+            return None
+        store = context.get("task_state_store")
+        recorded: frozenset[str] = frozenset()
+        since: float | None = None
+        if store is not None:
+            intent = store.get(INTENT_KEY)
+            at = intent.get("at") if isinstance(intent, dict) else None
+            if isinstance(at, (int, float)):
+                since = float(at)
+            if (job_id := store.get(self.external_id_key)) is not None:
+                recorded = frozenset({str(job_id)})
+        elif context["ti"].try_number > 1 and (run := context.get("dag_run")) and run.start_date:
+            since = run.start_date.timestamp()  # no state store (Airflow < 3.3): this run's retries
+        if since is None:
+            return None
+        matches = [
+            job
+            for job in self.hook.find_matching_jobs(request, since - CLOCK_SKEW_SECONDS, exclude=recorded)
+            if not job.failed
+        ]
+        if not matches:
+            self.log.info("No job from an earlier try matches this request; submitting a new one")
+            return None
+        job = matches[0]
+        if len(matches) > 1:
+            self.log.warning(
+                "%d jobs since this task's earlier try match its request (%s); using the newest",
+                len(matches),
+                ", ".join(m.id for m in matches),
+            )
+        if self.existing_job_policy == "fail":
+            raise CortexFineTuneError(
+                f"An earlier try of this task created job {job.id} ({job.status}) but never recorded it; "
+                "existing_job_policy='fail' neither reattaches to it nor submits another",
+                job_id=job.id,
+            )
+        self.log.info(
+            "Reattaching to job %s (%s): an earlier try submitted it but did not record its id",
+            job.id,
+            job.status,
+        )
+        return job

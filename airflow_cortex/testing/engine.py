@@ -129,34 +129,61 @@ class EmulatedJob:
     training_loss: float | None = None
     validation_loss: float | None = None
 
+    error_after: float = 0.0
+    """Seconds into training when ``error`` strikes (0: as soon as the job starts)."""
+    stuck: bool = False
+
     @property
     def started_at(self) -> float:
         return self.created_at + self.pending_seconds
 
     @property
     def finishes_at(self) -> float:
+        if self.stuck:
+            return math.inf
         if self.error is not None:
-            return self.started_at
+            return self.started_at + self.error_after
         return self.started_at + self.training_seconds
 
     def status(self, now: float) -> str:
-        if self.cancelled_at is not None and self.cancelled_at < self.finishes_at:
+        if (
+            self.cancelled_at is not None
+            and self.cancelled_at < self.finishes_at
+            and now >= self.cancelled_at
+        ):
             return "CANCELLED"
         if now < self.started_at or not self.loaded:
             return "PENDING"
-        if self.error is not None:
-            return "ERROR"
         if now < self.finishes_at:
             return "IN_PROGRESS"
-        return "SUCCESS"
+        return "ERROR" if self.error is not None else "SUCCESS"
 
     def progress(self, now: float) -> float:
-        at = min(now, self.cancelled_at) if self.cancelled_at is not None else now
-        if not self.loaded or at < self.started_at or self.error is not None:
-            return 0.0
-        if at >= self.finishes_at:
+        status = self.status(now)
+        if status == "SUCCESS":
             return 1.0
-        return round(min((at - self.started_at) / self.training_seconds, 0.99), 2)
+        if status == "PENDING":
+            return 0.0
+        at = min(now, self.finishes_at, self.cancelled_at if self.cancelled_at is not None else now)
+        return round(max(0.0, min((at - self.started_at) / self.training_seconds, 0.99)), 2)
+
+
+@dataclass(frozen=True)
+class ScriptedOutcome:
+    """How the next job ends regardless of its data: what tests need to reach every branch.
+
+    ``ERROR`` fails ``after`` seconds into training with ``code``/``message``; ``CANCELLED`` is
+    cancelled by the service ``after`` seconds into training; ``STUCK`` never leaves IN_PROGRESS.
+    """
+
+    status: str
+    message: str = "Fine-tuning failed: an internal error occurred in the training service."
+    code: str = "INTERNAL_ERROR"
+    after: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.status not in ("ERROR", "CANCELLED", "STUCK"):
+            raise ValueError("A scripted outcome is ERROR, CANCELLED or STUCK")
 
 
 class CortexEngine:
@@ -176,7 +203,21 @@ class CortexEngine:
         self._lock = threading.RLock()
         self._jobs: dict[str, EmulatedJob] = {}
         self._models: set[str] = set()
+        self._scripts: list[ScriptedOutcome] = []
         self.calls: list[FinetuneCall] = []
+
+    # --- scripting, for tests ---------------------------------------------------------------
+
+    def script_next_job(self, outcome: ScriptedOutcome) -> None:
+        """Make the next job CREATE books end as ``outcome`` (queued: one outcome per job)."""
+        with self._lock:
+            self._scripts.append(outcome)
+
+    def forget(self, job_id: str) -> None:
+        """Garbage-collect a job as Snowflake does some time after a job ends."""
+        with self._lock:
+            self._get(job_id)
+            del self._jobs[job_id]
 
     # --- the SQL entry point ----------------------------------------------------------------
 
@@ -251,8 +292,20 @@ class CortexEngine:
             pending_seconds=self.pending_seconds,
             training_seconds=self.training_seconds,
         )
+        if self._scripts:
+            self._apply(job, self._scripts.pop(0))
         self._jobs[job.id] = job
         return job.id
+
+    @staticmethod
+    def _apply(job: EmulatedJob, outcome: ScriptedOutcome) -> None:
+        if outcome.status == "STUCK":
+            job.stuck = True
+        elif outcome.status == "CANCELLED":
+            job.cancelled_at = job.started_at + outcome.after
+        else:
+            job.error = (outcome.code, outcome.message)
+            job.error_after = outcome.after
 
     def jobs_to_load(self) -> list[EmulatedJob]:
         """Jobs whose data has not been read yet; the SQL layer reads it outside any UDF."""
@@ -271,7 +324,7 @@ class CortexEngine:
             job = self._jobs[job_id]
             job.loaded = True
             if query_error is not None:
-                job.error = query_error
+                job.error_after, job.error = 0.0, query_error
                 return
             spec = KNOWN_BASE_MODELS[job.base_model]
             rows = training_rows or []
@@ -288,17 +341,23 @@ class CortexEngine:
                 spec.completion_tokens,
             )
             if training.rows == 0:
-                job.error = (
-                    "INVALID_PARAMETER_VALUE",
-                    "Training data is empty: the training query returned no rows with a non-NULL "
-                    "prompt and completion.",
+                job.error_after, job.error = (
+                    0.0,
+                    (
+                        "INVALID_PARAMETER_VALUE",
+                        "Training data is empty: the training query returned no rows with a non-NULL "
+                        "prompt and completion.",
+                    ),
                 )
                 return
             if job.validation_query is not None and validation.rows == 0:
-                job.error = (
-                    "INVALID_PARAMETER_VALUE",
-                    "Validation data is empty: the validation query returned no rows with a non-NULL "
-                    "prompt and completion.",
+                job.error_after, job.error = (
+                    0.0,
+                    (
+                        "INVALID_PARAMETER_VALUE",
+                        "Validation data is empty: the validation query returned no rows with a non-NULL "
+                        "prompt and completion.",
+                    ),
                 )
                 return
             requested = job.options.get("max_epochs")
@@ -308,10 +367,13 @@ class CortexEngine:
                 else max(1, min(DEFAULT_EPOCHS_CAP, spec.max_rows(1) // training.rows))
             )
             if training.rows > spec.max_rows(epochs):
-                job.error = (
-                    "INVALID_PARAMETER_VALUE",
-                    f"Training data has {training.rows} rows; {job.base_model} allows at most "
-                    f"{spec.max_rows(epochs)} rows with {epochs} epoch(s).",
+                job.error_after, job.error = (
+                    0.0,
+                    (
+                        "INVALID_PARAMETER_VALUE",
+                        f"Training data has {training.rows} rows; {job.base_model} allows at most "
+                        f"{spec.max_rows(epochs)} rows with {epochs} epoch(s).",
+                    ),
                 )
                 return
             job.epochs = epochs

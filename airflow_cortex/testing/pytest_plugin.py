@@ -10,10 +10,15 @@ Installed as a pytest plugin with ``airflow-cortex[emulator]``::
 Tune the emulator per test with a marker::
 
     @pytest.mark.cortex_emulator(pending_seconds=0, training_seconds=0.5, database="ML")
+
+``connection_extra`` adds connection extras, e.g. ``{"network_timeout": 1}`` so that faults
+injected with ``cortex_emulator.faults`` reach the provider after one second of the connector's
+own retries instead of minutes.
 """
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -22,14 +27,14 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
 DEFAULT_CONN_ID = "cortex_emulator"
-_CONNECTION_KEYS = ("database", "schema", "conn_id")
+_CONNECTION_KEYS = ("database", "schema", "conn_id", "connection_extra")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "cortex_emulator(**kwargs): settings for the cortex_emulator fixture (pending_seconds, "
-        "training_seconds, clock, database, schema, conn_id)",
+        "training_seconds, clock, database, schema, conn_id, connection_extra)",
     )
 
 
@@ -57,8 +62,9 @@ def cortex_connection(
     """The id of a ``snowflake`` Airflow connection to the emulator, set as an environment variable."""
     kwargs = _marker_kwargs(request)
     conn_id = kwargs.get("conn_id", DEFAULT_CONN_ID)
-    connection = cortex_emulator.airflow_connection_json(
+    connection = cortex_emulator.airflow_connection(
         database=kwargs.get("database", "CORTEX_TEST"), schema=kwargs.get("schema", "PUBLIC")
     )
-    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", connection)
+    connection["extra"].update(kwargs.get("connection_extra", {}))
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
     return str(conn_id)

@@ -24,7 +24,6 @@ import re
 import socket
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
@@ -38,6 +37,7 @@ from starlette.applications import Starlette
 
 from airflow_cortex.sqltext import TEXT, lex
 from airflow_cortex.testing.engine import Clock, CortexEngine, EmulatedSnowflakeError
+from airflow_cortex.testing.network import Faults, NetworkEdge
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -45,9 +45,6 @@ if TYPE_CHECKING:
 _UDF_NAME = "_airflow_cortex_finetune"
 _ERROR_MARKER = re.compile(r"\[cortex-emulator:(\d+):(\w+)\] (.*)", re.DOTALL)
 _MAX_ARGS = 6
-
-Scope = MutableMapping[str, Any]
-ASGIApp = Callable[[Scope, Callable[[], Awaitable[Any]], Callable[[Any], Awaitable[None]]], Awaitable[None]]
 
 
 class _FlaggedError(Exception):
@@ -124,25 +121,6 @@ class _CortexFakeSnow(FakeSnow):
         return conn
 
 
-class _CountingMiddleware:
-    """Counts logins and queries, the figures that show what a provider costs per poll."""
-
-    def __init__(self, app: ASGIApp, counts: Counter[str]) -> None:
-        self.app = app
-        self.counts = counts
-
-    async def __call__(
-        self, scope: Scope, receive: Callable[[], Awaitable[Any]], send: Callable[[Any], Awaitable[None]]
-    ) -> None:
-        if scope["type"] == "http":
-            path = scope.get("path", "")
-            if path.endswith("/login-request"):
-                self.counts["logins"] += 1
-            elif path.endswith("/query-request"):
-                self.counts["queries"] += 1
-        await self.app(scope, receive, send)
-
-
 class CortexEmulator:
     """A running local Cortex: start it, point a ``snowflake`` connection at it, run DAGs.
 
@@ -177,6 +155,7 @@ class CortexEmulator:
             clock=clock, pending_seconds=pending_seconds, training_seconds=training_seconds
         )
         self.counts: Counter[str] = Counter()
+        self.faults = Faults()
         self.port: int | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -212,7 +191,8 @@ class CortexEmulator:
         sock.bind((self.host, self.requested_port))
         self.port = sock.getsockname()[1]
         app = Starlette(routes=fakesnow_server.routes)
-        config = uvicorn.Config(_CountingMiddleware(app, self.counts), log_level="warning", lifespan="off")
+        edge = NetworkEdge(app, self.counts, self.faults)
+        config = uvicorn.Config(edge, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="cortex-emulator", daemon=True

@@ -7,11 +7,12 @@ any value (None, a dict, an int, hostile text) through real Airflow templating.
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from airflow.providers.common.compat.sdk import DAG
 
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
+from airflow_cortex.sensors.finetune import CortexFineTuneSensor
 
 CONN_ID = os.environ.get("CORTEX_TEST_CONN_ID", "cortex_emulator")
 
@@ -42,6 +43,7 @@ with DAG(
         max_epochs="{{ params.max_epochs }}",
         database="{{ params.database }}",
         schema="{{ params.schema }}",
+        wait_for_completion=False,
         retries=0,
     )
 
@@ -60,5 +62,70 @@ with DAG(
         training_data_query="reviews_training.sql",
         validation_data_query="reviews_validation.sql",
         options={"max_epochs": "{{ params.epochs | default(3) }}"},
+        wait_for_completion=False,
         retries=0,
     )
+
+
+# --- waiting: one DAG per mode, since deferrable and retries are not templated ------------------
+
+WAIT_PARAMS = {
+    "model_name": "waited_model",
+    "training_data_query": "SELECT prompt, completion FROM train",
+    "poll_interval": 0.1,
+    "wait_timeout": 60,
+}
+
+
+def _wait_dag(dag_id: str, **operator_kwargs: object) -> None:
+    with DAG(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1), params=WAIT_PARAMS):
+        CortexFineTuneOperator(
+            task_id="finetune",
+            snowflake_conn_id=CONN_ID,
+            model_name="{{ params.model_name }}",
+            base_model="mistral-7b",
+            training_data_query="{{ params.training_data_query }}",
+            poll_interval=float(os.environ.get("CORTEX_TEST_POLL_SECONDS", "0.1")),
+            wait_timeout=float(os.environ.get("CORTEX_TEST_WAIT_TIMEOUT", "60")),
+            retry_delay=timedelta(seconds=0),
+            **operator_kwargs,  # type: ignore[arg-type]
+        )
+
+
+_wait_dag("cortex_test_wait_worker", deferrable=False, retries=0)
+_wait_dag("cortex_test_wait_deferred", deferrable=True, retries=0)
+_wait_dag("cortex_test_retry_worker", deferrable=False, retries=1)
+_wait_dag("cortex_test_retry_deferred", deferrable=True, retries=1)
+_wait_dag("cortex_test_retry_fail_policy", deferrable=False, retries=1, existing_job_policy="fail")
+_wait_dag("cortex_test_retry_always_create", deferrable=False, retries=1, existing_job_policy="always_create")
+_wait_dag(
+    "cortex_test_timeout_kill",
+    deferrable=False,
+    retries=1,
+    execution_timeout=timedelta(seconds=float(os.environ.get("CORTEX_TEST_EXECUTION_TIMEOUT", "3"))),
+)
+
+for _deferrable in (False, True):
+    with DAG(
+        dag_id=f"cortex_test_sensor_{'deferred' if _deferrable else 'poke'}",
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+    ):
+        _start = CortexFineTuneOperator(
+            task_id="finetune",
+            snowflake_conn_id=CONN_ID,
+            model_name="sensed_model",
+            base_model="mistral-7b",
+            training_data_query="SELECT prompt, completion FROM train",
+            wait_for_completion=False,
+            retries=0,
+        )
+        _start >> CortexFineTuneSensor(
+            task_id="wait",
+            snowflake_conn_id=CONN_ID,
+            job_id=_start.output,  # type: ignore[arg-type]
+            poke_interval=0.1,
+            timeout=60,
+            deferrable=_deferrable,
+            retries=0,
+        )

@@ -1,0 +1,199 @@
+"""The trigger that waits for a fine-tuning job in the triggerer, so no worker slot is held."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_cortex.exceptions import CortexFineTuneError
+from airflow_cortex.waiting import DEFAULT_POLL_INTERVAL, RetryPolicy, Waiter
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable
+
+    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+
+T = TypeVar("T")
+
+#: Threads that run the (blocking) Snowflake connector for every Cortex trigger in this process.
+#: Bounded, and separate from the event loop's default executor, so hundreds of waiting jobs
+#: neither block the loop nor crowd out other triggers' threads.
+MAX_THREADS = 8
+_executor: ThreadPoolExecutor | None = None
+_executor_lock = threading.Lock()
+
+
+def _blocking_executor() -> ThreadPoolExecutor:
+    global _executor
+    with _executor_lock:
+        if _executor is None:
+            _executor = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="cortex-trigger")
+        return _executor
+
+
+async def _off_loop(function: Callable[..., T], *args: Any) -> T:
+    return await asyncio.get_running_loop().run_in_executor(_blocking_executor(), function, *args)
+
+
+class _SharedHooks:
+    """One logged-in hook per set of connection settings, shared by all triggers using them.
+
+    A triggerer waiting for 500 jobs on one connection then holds one Snowflake session, not
+    500, and logs in once. The session is closed when the last trigger using it ends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._hooks: dict[tuple[str | None, ...], tuple[CortexFineTuneHook, int]] = {}
+
+    def acquire(
+        self, key: tuple[str | None, ...], make: Callable[[], CortexFineTuneHook]
+    ) -> CortexFineTuneHook:
+        with self._lock:
+            hook, users = self._hooks.get(key) or (make(), 0)
+            self._hooks[key] = (hook, users + 1)
+            return hook
+
+    def release(self, key: tuple[str | None, ...]) -> CortexFineTuneHook | None:
+        """Drop one use; returns the hook to close if that was the last one."""
+        with self._lock:
+            hook, users = self._hooks[key]
+            if users > 1:
+                self._hooks[key] = (hook, users - 1)
+                return None
+            del self._hooks[key]
+            return hook
+
+
+_shared_hooks = _SharedHooks()
+
+
+class CortexFineTuneTrigger(BaseTrigger):
+    """Poll ``FINETUNE('DESCRIBE')`` until the job ends, then fire one event.
+
+    The connector is synchronous, so every call runs on a small thread pool and the event loop
+    only sleeps and reads results. Triggers with the same connection settings share one session.
+    A network error is retried with backoff up to ``retry_policy["max_attempts"]`` times in a
+    row; any other error (e.g. the job is unknown) ends the wait at once with a failure event.
+
+    :param job_id: The job to wait for.
+    :param snowflake_conn_id: The ``snowflake`` connection; it is read in the triggerer.
+    :param poll_interval: Seconds between DESCRIBE calls.
+    :param deadline: Absolute time (epoch seconds) after which a timeout event fires. Absolute,
+        so that a trigger moved to another triggerer does not start its clock again.
+    :param cancel_on_kill: Cancel the job when a user kills the deferred task (mark failed or
+        success, clear). Not done on triggerer restarts or timeouts.
+    :param retry_policy: ``RetryPolicy`` fields for transient errors.
+    """
+
+    def __init__(
+        self,
+        job_id: str,
+        snowflake_conn_id: str,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        deadline: float | None = None,
+        warehouse: str | None = None,
+        database: str | None = None,
+        schema: str | None = None,
+        role: str | None = None,
+        cancel_on_kill: bool = False,
+        retry_policy: dict[str, Any] | None = None,
+        allow_unknown_base_model: bool = False,
+    ) -> None:
+        super().__init__()  # type: ignore[no-untyped-call]
+        self.job_id = job_id
+        self.snowflake_conn_id = snowflake_conn_id
+        self.poll_interval = poll_interval
+        self.deadline = deadline
+        self.warehouse = warehouse
+        self.database = database
+        self.schema = schema
+        self.role = role
+        self.cancel_on_kill = cancel_on_kill
+        self.retry_policy = RetryPolicy(**(retry_policy or {}))
+        self.allow_unknown_base_model = allow_unknown_base_model
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "job_id": self.job_id,
+                "snowflake_conn_id": self.snowflake_conn_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "warehouse": self.warehouse,
+                "database": self.database,
+                "schema": self.schema,
+                "role": self.role,
+                "cancel_on_kill": self.cancel_on_kill,
+                "retry_policy": self.retry_policy.to_dict(),
+                "allow_unknown_base_model": self.allow_unknown_base_model,
+            },
+        )
+
+    # --- the hook ---------------------------------------------------------------------------
+
+    @property
+    def _hook_key(self) -> tuple[str | None, ...]:
+        return (self.snowflake_conn_id, self.warehouse, self.database, self.schema, self.role)
+
+    def _make_hook(self, keep_connection: bool) -> CortexFineTuneHook:
+        module = importlib.import_module("airflow_cortex.hooks.finetune")
+        hook: CortexFineTuneHook = module.CortexFineTuneHook(
+            snowflake_conn_id=self.snowflake_conn_id,
+            warehouse=self.warehouse,
+            database=self.database,
+            schema=self.schema,
+            role=self.role,
+            allow_unknown_base_model=self.allow_unknown_base_model,
+            keep_connection=keep_connection,
+        )
+        return hook
+
+    async def _acquire_hook(self) -> CortexFineTuneHook:
+        # The first import of the hook pulls in the Snowflake connector (~0.3 s); do it off the
+        # loop so the first Cortex trigger on a triggerer does not stall the others.
+        await _off_loop(importlib.import_module, "airflow_cortex.hooks.finetune")
+        return _shared_hooks.acquire(self._hook_key, lambda: self._make_hook(keep_connection=True))
+
+    async def _release_hook(self) -> None:
+        last = _shared_hooks.release(self._hook_key)
+        if last is not None:
+            await _off_loop(last.close)
+
+    # --- waiting ----------------------------------------------------------------------------
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        hook = await self._acquire_hook()
+        try:
+            event = await self._wait(hook)
+        finally:
+            # Shielded: a cancelled trigger (triggerer shutdown, user kill) still gives back
+            # its share of the session, and the last one out logs out.
+            await asyncio.shield(self._release_hook())
+        yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+
+    async def _wait(self, hook: CortexFineTuneHook) -> dict[str, Any]:
+        waiter = Waiter(self.job_id, self.poll_interval, self.deadline, self.log, self.retry_policy)
+        while True:
+            try:
+                step = waiter.observed(await _off_loop(hook.describe_finetune_job, self.job_id))
+            except CortexFineTuneError as error:
+                step = waiter.failed(error)
+            if step.event is not None:
+                return step.event
+            await asyncio.sleep(step.sleep)
+
+    # --- a user killed the task -------------------------------------------------------------
+
+    async def on_kill(self) -> None:
+        if not self.cancel_on_kill:
+            self.log.info("Task killed; job %s is left running (cancel_on_kill is off)", self.job_id)
+            return
+        hook = await _off_loop(self._make_hook, False)
+        self.log.info("Task killed: %s", await _off_loop(hook.cancel_if_running, self.job_id))

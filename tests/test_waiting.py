@@ -1,0 +1,278 @@
+"""Waiting for jobs through real Airflow (``dag.test()``), the real connector and the emulator.
+
+Each scenario counts what the emulator saw: jobs, logins and queries. Faults are injected at
+the emulator's network edge, so the provider meets them exactly as it would meet a flaky
+network: through the connector.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+
+import pytest
+from conftest import load_dag, task_states, xcom_value
+
+from airflow_cortex.testing.engine import ScriptedOutcome
+
+pytestmark = pytest.mark.airflow
+
+# One second of the connector's own retries, then the error reaches the provider's.
+FAST_FAILING = pytest.mark.cortex_emulator(
+    pending_seconds=0.2, training_seconds=1.0, connection_extra={"network_timeout": 1}
+)
+
+
+def _run(dag_id: str, **conf):
+    return load_dag(dag_id).test(run_conf=conf or None)
+
+
+@pytest.mark.parametrize("dag_id", ["cortex_test_wait_worker", "cortex_test_wait_deferred"])
+def test_waits_to_success_and_pushes_the_real_model(airflow_db, seeded, cortex_connection, dag_id, capsys):
+    run = _run(dag_id)
+    assert run.state == "success", task_states(run)
+    job_id = xcom_value(run, "finetune")
+    assert xcom_value(run, "finetune", key="job_id") == job_id
+    result = xcom_value(run, "finetune", key="result")
+    assert result["status"] == "SUCCESS"
+    assert result["model"] == xcom_value(run, "finetune", key="model") == "CORTEX_TEST.PUBLIC.WAITED_MODEL"
+    assert result["trained_tokens"] == seeded.engine.job(job_id).trained_tokens > 0
+    assert result["training_loss"] is not None
+    assert seeded.engine.job_count == 1
+    out = capsys.readouterr().out
+    assert f"Fine-tuning job {job_id}: IN_PROGRESS, progress" in out
+    assert "Tuned model: CORTEX_TEST.PUBLIC.WAITED_MODEL" in out
+    # The worker logs in once for CREATE and all its polls; a deferred wait adds one trigger login.
+    assert seeded.counts["logins"] == (1 if dag_id.endswith("worker") else 2)
+
+
+def test_second_job_for_a_taken_name_reports_the_suffixed_model(airflow_db, seeded, cortex_connection):
+    assert _run("cortex_test_wait_worker").state == "success"
+    run = _run("cortex_test_wait_deferred")
+    assert run.state == "success"
+    assert xcom_value(run, "finetune", key="model") == "CORTEX_TEST.PUBLIC.WAITED_MODEL_1"
+
+
+def test_status_is_checked_before_deferring(airflow_db, seeded, cortex_connection, capsys):
+    seeded.engine.script_next_job(ScriptedOutcome("ERROR", message="boom before the trigger", after=0))
+    seeded.engine.pending_seconds = 0
+    run = _run("cortex_test_wait_deferred")
+    assert run.state == "failed"
+    out = capsys.readouterr().out
+    assert "boom before the trigger" in out
+    assert "running trigger in line" not in out
+
+
+@pytest.mark.parametrize("dag_id", ["cortex_test_wait_worker", "cortex_test_wait_deferred"])
+@pytest.mark.parametrize(
+    ("outcome", "expected"),
+    [
+        (
+            ScriptedOutcome(
+                "ERROR", code="INVALID_PARAMETER_VALUE", message="Training diverged at step 12", after=0.3
+            ),
+            "ended with status ERROR: INVALID_PARAMETER_VALUE: Training diverged at step 12",
+        ),
+        (ScriptedOutcome("CANCELLED", after=0.3), "was cancelled"),
+    ],
+)
+def test_error_and_cancelled_fail_the_task_with_snowflakes_words(
+    airflow_db, seeded, cortex_connection, dag_id, outcome, expected, capsys
+):
+    seeded.engine.script_next_job(outcome)
+    run = _run(dag_id)
+    assert run.state == "failed"
+    assert expected in capsys.readouterr().out
+    assert seeded.engine.job_count == 1
+    assert xcom_value(run, "finetune", key="model") is None
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=30.0)
+def test_kill_in_the_worker_cancels_the_job(airflow_db, seeded, cortex_connection, capsys):
+    """SIGTERM is how Airflow kills a running task; its handler calls the operator's on_kill."""
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def kill_when_training() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            jobs = seeded.engine.show()
+            if jobs and jobs[0]["status"] == "IN_PROGRESS":
+                os.kill(os.getpid(), signal.SIGTERM)
+                return
+            time.sleep(0.05)
+
+    killer = threading.Thread(target=kill_when_training)
+    killer.start()
+    try:
+        run = _run("cortex_test_wait_worker")
+    finally:
+        killer.join()
+        signal.signal(signal.SIGTERM, previous)
+    assert run.state == "failed"
+    (job,) = seeded.engine.show()
+    assert job["status"] == "CANCELLED"
+    out = capsys.readouterr().out
+    assert f"Task killed: Canceled Cortex Fine-tuning job: {job['id']}" in out
+    assert "was cancelled" in out
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=30.0)
+def test_execution_timeout_cancels_the_job_and_the_retry_starts_afresh(
+    airflow_db, seeded, cortex_connection, monkeypatch, capsys
+):
+    monkeypatch.setenv("CORTEX_TEST_EXECUTION_TIMEOUT", "2")
+    seeded.engine.training_seconds = 30.0
+    run = _run("cortex_test_timeout_kill")
+    assert run.state == "failed"
+    jobs = seeded.engine.show()
+    # Try 1 timed out and cancelled its job; try 2 found it CANCELLED, so it submitted anew,
+    # and timed out and cancelled that one too. Nothing is left running.
+    assert [j["status"] for j in jobs] == ["CANCELLED", "CANCELLED"]
+
+
+@FAST_FAILING
+@pytest.mark.parametrize("dag_id", ["cortex_test_retry_worker", "cortex_test_retry_deferred"])
+def test_create_whose_answer_is_lost_is_reattached_not_resubmitted(
+    airflow_db, seeded, cortex_connection, dag_id, capsys
+):
+    """Snowflake accepted CREATE but the task never got the job id: the gap the mixin leaves."""
+    seeded.faults.lose_response(sql_contains="'CREATE'")
+    run = _run(dag_id)
+    assert run.state == "success", task_states(run)
+    assert seeded.engine.job_count == 1
+    (job,) = seeded.engine.show()
+    assert xcom_value(run, "finetune") == job["id"]
+    assert xcom_value(run, "finetune", key="model") == "CORTEX_TEST.PUBLIC.WAITED_MODEL"
+    out = capsys.readouterr().out
+    assert "could not reach Snowflake" in out
+    assert f"Reattaching to job {job['id']}" in out
+    assert [c.operation for c in seeded.engine.calls].count("CREATE") == 1
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=1.0)
+def test_task_killed_right_after_create_and_retried_leaves_one_job(
+    airflow_db, seeded, cortex_connection, monkeypatch, capsys
+):
+    """Airflow kills try 1 (execution_timeout) while CREATE's answer is still on its way."""
+    monkeypatch.setenv("CORTEX_TEST_EXECUTION_TIMEOUT", "2")
+    seeded.faults.stall(4, sql_contains="'CREATE'")
+    run = _run("cortex_test_timeout_kill")
+    assert run.state == "success", task_states(run)
+    assert seeded.engine.job_count == 1
+    (job,) = seeded.engine.show()
+    assert job["status"] == "SUCCESS"
+    assert xcom_value(run, "finetune") == job["id"]
+    out = capsys.readouterr().out
+    assert f"Reattaching to job {job['id']}" in out
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=2.5)
+@pytest.mark.parametrize("dag_id", ["cortex_test_retry_worker", "cortex_test_retry_deferred"])
+def test_retry_of_a_running_recorded_job_reconnects(
+    airflow_db, seeded, cortex_connection, monkeypatch, dag_id, capsys
+):
+    """Try 1 records the id and gives up waiting; try 2 picks the same job up and sees it finish."""
+    monkeypatch.setenv("CORTEX_TEST_WAIT_TIMEOUT", "1.5")
+    run = _run(dag_id)
+    assert run.state == "success", task_states(run)
+    assert seeded.engine.job_count == 1
+    (job,) = seeded.engine.show()
+    out = capsys.readouterr().out
+    assert f"Fine-tuning job {job['id']} did not finish within" in out
+    assert f"An earlier try of this task created job {job['id']}; it is IN_PROGRESS" in out
+    assert xcom_value(run, "finetune", key="model") == "CORTEX_TEST.PUBLIC.WAITED_MODEL"
+
+
+@FAST_FAILING
+@pytest.mark.parametrize("dag_id", ["cortex_test_wait_worker", "cortex_test_wait_deferred"])
+def test_transient_faults_while_polling_do_not_fail_the_task(
+    airflow_db, seeded, cortex_connection, dag_id, capsys
+):
+    seeded.engine.training_seconds = 4.0
+    # Fewer 503s than the tolerated failures, even if the connector gave up after each one.
+    seeded.faults.unavailable(times=4, sql_contains="'DESCRIBE'")
+    run = _run(dag_id)
+    assert run.state == "success", task_states(run)
+    assert seeded.faults.injected["unavailable"] == 4
+    assert "Could not check job" in capsys.readouterr().out
+    assert seeded.engine.job_count == 1
+
+
+@FAST_FAILING
+def test_lost_create_with_fail_policy_stops_instead_of_reattaching(
+    airflow_db, seeded, cortex_connection, capsys
+):
+    seeded.faults.lose_response(sql_contains="'CREATE'")
+    run = _run("cortex_test_retry_fail_policy")
+    assert run.state == "failed"
+    assert seeded.engine.job_count == 1
+    assert (
+        "existing_job_policy='fail' neither reattaches to it nor submits another" in capsys.readouterr().out
+    )
+
+
+@FAST_FAILING
+def test_always_create_policy_submits_on_every_try(airflow_db, seeded, cortex_connection):
+    seeded.faults.lose_response(sql_contains="'CREATE'")
+    run = _run("cortex_test_retry_always_create")
+    assert run.state == "success"
+    assert seeded.engine.job_count == 2
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=30.0)
+def test_garbage_collected_job_is_reported_and_replaced(airflow_db, seeded, cortex_connection, capsys):
+    def forget_when_training() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            jobs = seeded.engine.show()
+            if jobs and jobs[0]["status"] == "IN_PROGRESS":
+                seeded.engine.training_seconds = 0.5
+                seeded.engine.forget(jobs[0]["id"])
+                return
+            time.sleep(0.05)
+
+    forgetter = threading.Thread(target=forget_when_training)
+    forgetter.start()
+    try:
+        run = _run("cortex_test_retry_worker")
+    finally:
+        forgetter.join()
+    assert run.state == "success", task_states(run)
+    out = capsys.readouterr().out
+    assert "is no longer known to Snowflake (it was garbage-collected" in out
+    assert seeded.engine.job_count == 1
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=1.0)
+def test_stuck_job_times_out_and_keeps_running(airflow_db, seeded, cortex_connection, monkeypatch, capsys):
+    monkeypatch.setenv("CORTEX_TEST_WAIT_TIMEOUT", "1.5")
+    seeded.engine.script_next_job(ScriptedOutcome("STUCK"))
+    run = _run("cortex_test_wait_deferred")
+    assert run.state == "failed"
+    (job,) = seeded.engine.show()
+    assert job["status"] == "IN_PROGRESS"
+    assert f"Fine-tuning job {job['id']} did not finish within" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dag_id", ["cortex_test_sensor_poke", "cortex_test_sensor_deferred"])
+def test_sensor_waits_for_a_job_started_elsewhere(airflow_db, seeded, cortex_connection, dag_id):
+    run = _run(dag_id)
+    assert run.state == "success", task_states(run)
+    job_id = xcom_value(run, "finetune")
+    result = xcom_value(run, "wait")
+    assert result["job_id"] == job_id
+    assert result["model"] == xcom_value(run, "wait", key="model") == "CORTEX_TEST.PUBLIC.SENSED_MODEL"
+    assert result["trained_tokens"] > 0
+    assert result["validation_loss"] is not None
+
+
+@pytest.mark.parametrize("dag_id", ["cortex_test_sensor_poke", "cortex_test_sensor_deferred"])
+def test_sensor_fails_with_the_jobs_error(airflow_db, seeded, cortex_connection, dag_id, capsys):
+    seeded.engine.script_next_job(
+        ScriptedOutcome("ERROR", code="E42", message="Out of training capacity", after=0.2)
+    )
+    run = _run(dag_id)
+    assert task_states(run)["wait"] == "failed"
+    assert "E42: Out of training capacity" in capsys.readouterr().out
