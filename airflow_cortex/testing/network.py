@@ -135,6 +135,10 @@ class NetworkEdge:
         self.faults = faults
         self._answers: OrderedDict[str, _Answer] = OrderedDict()
         self._answers_lock = threading.Lock()
+        # fakesnow runs each statement on a worker thread against one shared DuckDB connection,
+        # which breaks when a session sends statements concurrently (Snowflake allows that, and
+        # triggers sharing a session do it). Statements are therefore run one at a time.
+        self._statements: asyncio.Lock | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = _target(scope) if scope["type"] == "http" else None
@@ -148,10 +152,13 @@ class NetworkEdge:
         if rule is not None and rule.action == "unavailable":
             await _send_unavailable(send)
             return
-        answer = self._remembered(request_id)
-        if answer is None:
-            answer = await self._execute(scope, body)
-            self._remember(request_id, answer)
+        if self._statements is None:
+            self._statements = asyncio.Lock()
+        async with self._statements:
+            answer = self._remembered(request_id)
+            if answer is None:
+                answer = await self._execute(scope, body)
+                self._remember(request_id, answer)
         if rule is not None and rule.action == "stall":
             await asyncio.sleep(rule.seconds)
         if rule is not None and rule.action == "lose_response":

@@ -1,0 +1,308 @@
+"""The trigger in an asyncio loop as the triggerer runs it, plus the pure waiting decisions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from airflow_cortex.exceptions import CortexFineTuneError, CortexTransientError, CortexValidationError
+from airflow_cortex.reattach import request_matches_job, validate_policy
+from airflow_cortex.results import FineTuneJob
+from airflow_cortex.statements import build_finetune_request
+from airflow_cortex.testing.engine import ScriptedOutcome
+from airflow_cortex.triggers.finetune import CortexFineTuneTrigger
+from airflow_cortex.waiting import (
+    FAILURE,
+    FINISHED,
+    TIMEOUT,
+    CortexWaitTimeoutError,
+    RetryPolicy,
+    Waiter,
+    job_from_event,
+    validate_poll_interval,
+    validate_timeout,
+)
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def _record(self, message: str, *args: object) -> None:
+        self.lines.append(message % args)
+
+    info = warning = error = _record
+
+
+def _job(status: str, **fields: object) -> FineTuneJob:
+    return FineTuneJob.from_describe({"id": "ft_1", "status": status, **fields})
+
+
+def _trigger(conn_id: str, job_id: str, **kwargs: object) -> CortexFineTuneTrigger:
+    return CortexFineTuneTrigger(job_id=job_id, snowflake_conn_id=conn_id, poll_interval=0.05, **kwargs)
+
+
+async def _first_event(trigger: CortexFineTuneTrigger):
+    return await anext(trigger.run())
+
+
+# --- the trigger against the emulator --------------------------------------------------------
+
+
+def test_serialises_every_setting_and_round_trips():
+    trigger = CortexFineTuneTrigger(
+        job_id="ft_x",
+        snowflake_conn_id="c",
+        poll_interval=7.5,
+        deadline=1_900_000_000.0,
+        warehouse="WH",
+        database="DB",
+        schema="S",
+        role="R",
+        cancel_on_kill=True,
+        retry_policy={"max_attempts": 3, "initial_delay": 1.0, "max_delay": 9.0},
+        allow_unknown_base_model=True,
+    )
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_cortex.triggers.finetune.CortexFineTuneTrigger"
+    assert CortexFineTuneTrigger(**kwargs).serialize() == (classpath, kwargs)
+    assert kwargs["deadline"] == 1_900_000_000.0  # absolute: survives moving to another triggerer
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=0.4)
+def test_fires_one_finished_event_with_describes_answer(seeded, cortex_connection):
+    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+
+    job_id = CortexFineTuneHook(snowflake_conn_id=cortex_connection).create_finetune_job(
+        "t", "mistral-7b", "SELECT prompt, completion FROM train"
+    )
+    event = asyncio.run(_first_event(_trigger(cortex_connection, job_id)))
+    assert event.payload["kind"] == FINISHED
+    job = job_from_event(event.payload)
+    assert job.succeeded
+    assert job.model == "CORTEX_TEST.PUBLIC.T"
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=0.4)
+def test_unknown_job_is_a_failure_event_naming_it(seeded, cortex_connection):
+    event = asyncio.run(_first_event(_trigger(cortex_connection, "ft_gone")))
+    assert event.payload["kind"] == FAILURE
+    assert event.payload["error_type"] == "CortexJobNotFoundError"
+    with pytest.raises(CortexFineTuneError, match="ft_gone") as info:
+        job_from_event(event.payload)
+    assert info.value.job_id == "ft_gone"
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=60)
+def test_deadline_gives_a_timeout_event(seeded, cortex_connection):
+    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+
+    job_id = CortexFineTuneHook(snowflake_conn_id=cortex_connection).create_finetune_job(
+        "t", "mistral-7b", "SELECT prompt, completion FROM train"
+    )
+    event = asyncio.run(_first_event(_trigger(cortex_connection, job_id, deadline=time.time() + 0.5)))
+    assert event.payload["kind"] == TIMEOUT
+    with pytest.raises(CortexWaitTimeoutError, match="still running in Snowflake"):
+        job_from_event(event.payload)
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=60)
+@pytest.mark.parametrize("cancel_on_kill", [True, False])
+def test_user_kill_cancels_the_job_only_when_asked(seeded, cortex_connection, cancel_on_kill):
+    """What the triggerer does when a user kills a deferred task: cancel run(), then on_kill()."""
+    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+
+    job_id = CortexFineTuneHook(snowflake_conn_id=cortex_connection).create_finetune_job(
+        "t", "mistral-7b", "SELECT prompt, completion FROM train"
+    )
+    trigger = _trigger(cortex_connection, job_id, cancel_on_kill=cancel_on_kill)
+
+    async def kill_while_waiting():
+        task = asyncio.ensure_future(_first_event(trigger))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        await trigger.on_kill()
+
+    asyncio.run(kill_while_waiting())
+    expected = "CANCELLED" if cancel_on_kill else "IN_PROGRESS"
+    assert seeded.engine.describe(job_id)["status"] == expected
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=0.6)
+def test_triggers_on_one_connection_share_one_login(seeded, cortex_connection):
+    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+
+    hook = CortexFineTuneHook(snowflake_conn_id=cortex_connection, keep_connection=True)
+    job_ids = [
+        hook.create_finetune_job(f"m{i}", "mistral-7b", "SELECT prompt, completion FROM train")
+        for i in range(20)
+    ]
+    hook.close()
+    before = seeded.counts["logins"]
+
+    async def wait_all():
+        return await asyncio.gather(*(_first_event(_trigger(cortex_connection, j)) for j in job_ids))
+
+    events = asyncio.run(wait_all())
+    assert {e.payload["kind"] for e in events} == {FINISHED}
+    assert seeded.counts["logins"] - before == 1
+
+
+@pytest.mark.cortex_emulator(
+    pending_seconds=0.1, training_seconds=0.4, connection_extra={"network_timeout": 1}
+)
+def test_transient_errors_are_retried_then_give_up_clearly(seeded, cortex_connection):
+    seeded.faults.unavailable(times=10_000, sql_contains="'DESCRIBE'")
+    trigger = _trigger(
+        cortex_connection, "ft_any", retry_policy={"max_attempts": 2, "initial_delay": 0.1, "max_delay": 0.1}
+    )
+    event = asyncio.run(_first_event(trigger))
+    assert event.payload["kind"] == FAILURE
+    assert event.payload["error_type"] == "CortexTransientError"
+    assert "could not reach Snowflake" in event.payload["message"]
+
+
+# --- pure decisions ---------------------------------------------------------------------------
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_waiter_logs_changes_only_and_finishes_on_terminal_status():
+    log = _Log()
+    waiter = Waiter("ft_1", 5.0, None, log, clock=_Clock())
+    assert waiter.observed(_job("PENDING", progress=0)).sleep == 5.0
+    assert waiter.observed(_job("PENDING", progress=0)).sleep == 5.0
+    assert waiter.observed(_job("IN_PROGRESS", progress=0.5)).event is None
+    step = waiter.observed(_job("SUCCESS", progress=1, model="D.S.M"))
+    assert step.event is not None
+    assert step.event["kind"] == FINISHED
+    assert log.lines == [
+        "Fine-tuning job ft_1: PENDING, progress 0%",
+        "Fine-tuning job ft_1: IN_PROGRESS, progress 50%",
+        "Fine-tuning job ft_1: SUCCESS, progress 100%",
+    ]
+
+
+def test_waiter_treats_an_unknown_status_as_running():
+    waiter = Waiter("ft_1", 5.0, None, _Log(), clock=_Clock())
+    assert waiter.observed(_job("QUEUED_FOR_GPU")).event is None
+
+
+def test_waiter_bounds_sleep_by_the_deadline_then_times_out():
+    clock = _Clock()
+    waiter = Waiter("ft_1", 30.0, clock.now + 10, _Log(), clock=clock)
+    assert waiter.observed(_job("IN_PROGRESS")).sleep == 10.0
+    clock.now += 10
+    step = waiter.observed(_job("IN_PROGRESS"))
+    assert step.event is not None
+    assert step.event["kind"] == TIMEOUT
+    assert "last status IN_PROGRESS" in step.event["message"]
+
+
+def test_waiter_retries_transient_errors_a_bounded_number_of_times_in_a_row():
+    waiter = Waiter("ft_1", 5.0, None, _Log(), RetryPolicy(max_attempts=3), clock=_Clock())
+    transient = CortexTransientError("network down", job_id="ft_1")
+    assert waiter.failed(transient).event is None
+    assert waiter.failed(transient).event is None
+    waiter.observed(_job("IN_PROGRESS"))  # a success resets the count
+    assert waiter.failed(transient).event is None
+    assert waiter.failed(transient).event is None
+    step = waiter.failed(transient)
+    assert step.event is not None
+    assert step.event["kind"] == FAILURE
+
+
+def test_waiter_does_not_retry_a_permanent_error():
+    step = Waiter("ft_1", 5.0, None, _Log(), clock=_Clock()).failed(CortexFineTuneError("bad", job_id="ft_1"))
+    assert step.event is not None
+    assert step.event["kind"] == FAILURE
+
+
+@given(st.integers(1, 60), st.floats(0, 1))
+def test_backoff_grows_to_its_cap_with_jitter(attempt, jitter):
+    policy = RetryPolicy(initial_delay=2.0, max_delay=60.0)
+    ceiling = min(60.0, 2.0 * 2 ** (attempt - 1))
+    assert ceiling / 2 <= policy.delay(attempt, jitter) <= ceiling
+
+
+@pytest.mark.parametrize("bad", [0, -1, "5", True, None])
+def test_poll_interval_must_be_positive(bad):
+    with pytest.raises(CortexValidationError, match="poll_interval"):
+        validate_poll_interval(bad)
+
+
+def test_timeouts_accept_seconds_and_timedeltas():
+    assert validate_timeout(timedelta(minutes=2)) == 120.0
+    assert validate_timeout(None) is None
+    with pytest.raises(CortexValidationError, match="wait_timeout"):
+        validate_timeout(-3, "wait_timeout")
+
+
+def test_policy_names_are_checked():
+    assert validate_policy("reattach") == "reattach"
+    with pytest.raises(CortexValidationError, match="existing_job_policy: must be one of reattach, fail"):
+        validate_policy("reuse")
+
+
+def test_scripted_outcomes_are_checked():
+    with pytest.raises(ValueError, match="ERROR, CANCELLED or STUCK"):
+        ScriptedOutcome("SUCCESS")
+
+
+# --- matching a retry's request to an earlier job --------------------------------------------
+
+REQUEST = build_finetune_request(
+    model_name="ml.tuned",
+    base_model="mistral-7b",
+    training_data_query="SELECT p AS prompt, c AS completion FROM t",
+    validation_data_query=None,
+    max_epochs=2,
+)
+
+
+def _described(**overrides: object) -> FineTuneJob:
+    fields = {
+        "id": "ft_1",
+        "status": "IN_PROGRESS",
+        "base_model": "mistral-7b",
+        "training_data": REQUEST.training_data_query,
+        "validation_data": "",
+        "options": {"max_epochs": 2},
+        **overrides,
+    }
+    return FineTuneJob.from_describe(fields)
+
+
+def test_a_job_with_the_same_request_matches():
+    assert request_matches_job(REQUEST, _described())
+    assert request_matches_job(REQUEST, _described(options='{"max_epochs": 2}'))
+    assert request_matches_job(REQUEST, _described(status="SUCCESS", model='DB.ML."TUNED_1"'))
+    assert request_matches_job(REQUEST, _described(status="SUCCESS", model="DB.ML.TUNED"))
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"base_model": "llama3.1-8b"},
+        {"training_data": REQUEST.training_data_query + " "},
+        {"validation_data": "SELECT 1"},
+        {"options": {"max_epochs": 3}},
+        {"options": "not json"},
+        {"status": "SUCCESS", "model": "DB.ML.OTHER"},
+    ],
+)
+def test_any_difference_does_not_match(overrides):
+    assert not request_matches_job(REQUEST, _described(**overrides))
