@@ -23,3 +23,22 @@ def test_core_benchmark_runs_and_prints_its_table():
     # the hook's own contract, visible in the table: one login and one statement per call
     assert "logins / queries per hook call" in table
     assert table.split("logins / queries per hook call")[1].split()[0:3] == ["1", "/", "1"]
+
+
+def test_waiting_benchmark_runs_and_shows_one_login_for_all_triggers():
+    result = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "bench_waiting.py"), "--quick"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    worker = next(line for line in lines if line.startswith("operator, worker wait"))
+    assert worker.split()[-4] == "1"  # logins: CREATE and every poll on one session
+    scale = lines[lines.index(next(line for line in lines if line.strip().startswith("N "))) + 1 :]
+    for row in scale:
+        n, _wall, _stall, _rss, logins, queries = row.split()
+        assert logins == "1", row  # every trigger on the connection shares one session
+        assert int(queries) >= int(n)

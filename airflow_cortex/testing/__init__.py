@@ -7,7 +7,7 @@ Snowflake-protocol server and trains nothing. See :class:`CortexEmulator`. Needs
 
 from __future__ import annotations
 
-from airflow_cortex.testing.engine import CortexEngine, EmulatedJob, ManualClock
+from airflow_cortex.testing.engine import CortexEngine, EmulatedJob, ManualClock, ScriptedOutcome
 from airflow_cortex.testing.server import CortexEmulator
 
-__all__ = ["CortexEmulator", "CortexEngine", "EmulatedJob", "ManualClock"]
+__all__ = ["CortexEmulator", "CortexEngine", "EmulatedJob", "ManualClock", "ScriptedOutcome"]

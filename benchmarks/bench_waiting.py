@@ -1,0 +1,247 @@
+"""Figures for waiting: what each mode sends per poll, and the triggerer under N deferred jobs.
+
+Run with ``.venv/bin/python benchmarks/bench_waiting.py`` (``--quick`` for a smoke run, with
+smaller N). Prints two tables; nothing here asserts a target.
+
+1. One job waited to completion through the operator's real code paths (worker wait, deferral
+   to the trigger, sensor pokes), against an in-process emulator that counts every login and
+   query it serves.
+2. N jobs waited concurrently by N ``CortexFineTuneTrigger`` instances in one event loop, as a
+   triggerer runs them. The emulator runs in its own process (the ``cortex-emulator`` CLI) so
+   the figures are the triggerer's alone: wall time until every event fired, the longest time
+   the event loop could not run (a 10 ms ticker measures its lateness), the resident memory the
+   triggers added, and the logins and queries the emulator reports when it stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+TRAIN = "SELECT prompt, completion FROM train"
+SEED = (
+    "CREATE OR REPLACE TABLE train AS SELECT 'question ' || i AS prompt, 'answer ' || (i % 3) AS completion "
+    "FROM range(12) t(i)"
+)
+
+
+class _TaskInstance:
+    """The part of a task instance the operator talks to: XCom and the try number."""
+
+    try_number = 1
+    stats_tags: dict[str, str] = {}
+
+    def __init__(self) -> None:
+        self.xcom: dict[str, Any] = {}
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+# --- 1. one job, each mode -------------------------------------------------------------------
+
+
+def one_job_per_mode(poll: float) -> list[tuple[str, int, int, int, int]]:
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    from airflow_cortex.operators.finetune import CortexFineTuneOperator
+    from airflow_cortex.sensors.finetune import CortexFineTuneSensor
+    from airflow_cortex.testing import CortexEmulator
+
+    rows = []
+    with CortexEmulator(pending_seconds=0.5, training_seconds=2.5) as emulator:
+        emulator.execute(SEED, database="BENCH", schema="PUBLIC")
+        os.environ["AIRFLOW_CONN_CORTEX_BENCH"] = emulator.airflow_connection_json(
+            database="BENCH", schema="PUBLIC"
+        )
+
+        def calls(operation: str) -> int:
+            return sum(1 for call in emulator.engine.calls if call.operation == operation)
+
+        def measure(label: str, run: Any) -> None:
+            before = (
+                emulator.counts["logins"],
+                emulator.counts["queries"],
+                calls("DESCRIBE"),
+                calls("CREATE"),
+            )
+            run()
+            logins = emulator.counts["logins"] - before[0]
+            queries = emulator.counts["queries"] - before[1]
+            polls, creates = calls("DESCRIBE") - before[2], calls("CREATE") - before[3]
+            rows.append((label, polls, logins, queries, creates))
+
+        def operator(deferrable: bool, wait: bool = True) -> CortexFineTuneOperator:
+            return CortexFineTuneOperator(
+                task_id="t",
+                snowflake_conn_id="cortex_bench",
+                model_name="bench",
+                base_model="mistral-7b",
+                training_data_query=TRAIN,
+                deferrable=deferrable,
+                wait_for_completion=wait,
+                poll_interval=poll,
+            )
+
+        def worker_wait() -> None:
+            operator(deferrable=False).execute({"ti": _TaskInstance()})  # type: ignore[arg-type]
+
+        def deferred_wait() -> None:
+            task, context = operator(deferrable=True), {"ti": _TaskInstance()}
+            try:
+                task.execute(context)  # type: ignore[arg-type]
+            except TaskDeferred as deferred:
+                event = asyncio.run(anext(deferred.trigger.run()))
+                task.execute_complete(context, event.payload)  # type: ignore[arg-type]
+
+        job_ids: list[str] = []
+
+        def start_only() -> None:
+            job_ids.append(operator(deferrable=False, wait=False).execute({"ti": _TaskInstance()}))  # type: ignore[arg-type]
+
+        def sensor_pokes() -> None:
+            sensor = CortexFineTuneSensor(
+                task_id="s", snowflake_conn_id="cortex_bench", job_id=job_ids[-1], poke_interval=poll
+            )
+            context = {"ti": _TaskInstance()}
+            while not sensor.poke(context).is_done:  # type: ignore[arg-type]
+                time.sleep(poll)
+            sensor._close_hook()
+
+        measure("operator, worker wait (CREATE + polls)", worker_wait)
+        measure("operator, deferred wait (CREATE + polls)", deferred_wait)
+        measure("operator, no wait (CREATE only)", start_only)
+        measure("sensor, poke mode (polls)", sensor_pokes)
+    return rows
+
+
+# --- 2. N triggers in one loop ---------------------------------------------------------------
+
+
+async def _watch_loop(stop: asyncio.Event, samples: dict[str, float]) -> None:
+    tick = 0.01
+    while not stop.is_set():
+        before = time.perf_counter()
+        await asyncio.sleep(tick)
+        samples["stall"] = max(samples["stall"], time.perf_counter() - before - tick)
+        samples["rss"] = max(samples["rss"], _rss_mb())
+
+
+async def _run_triggers(job_ids: list[str], poll: float) -> dict[str, float]:
+    from airflow_cortex.triggers.finetune import CortexFineTuneTrigger
+
+    samples = {"stall": 0.0, "rss": _rss_mb()}
+    base_rss = samples["rss"]
+    stop = asyncio.Event()
+    watcher = asyncio.create_task(_watch_loop(stop, samples))
+    start = time.perf_counter()
+    triggers = [
+        CortexFineTuneTrigger(job_id=j, snowflake_conn_id="cortex_bench", poll_interval=poll) for j in job_ids
+    ]
+    events = await asyncio.gather(*(anext(t.run()) for t in triggers))
+    wall = time.perf_counter() - start
+    stop.set()
+    await watcher
+    kinds = {e.payload["kind"] for e in events}
+    if kinds != {"finished"}:
+        raise RuntimeError(f"unexpected events: {kinds}")
+    return {"wall": wall, "stall": samples["stall"], "rss": samples["rss"] - base_rss}
+
+
+def triggers_at_scale(sizes: list[int], poll: float, training: float) -> list[tuple[int, dict[str, float]]]:
+    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+
+    rows = []
+    for n in sizes:
+        workdir = Path(tempfile.mkdtemp(prefix="cortex-bench-"))
+        connection_file = workdir / "conn.json"
+        emulator = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "airflow_cortex.testing",
+                "--connection-file",
+                str(connection_file),
+                "--database",
+                "BENCH",
+                "--pending-seconds",
+                "0.5",
+                "--training-seconds",
+                str(training),
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while not connection_file.exists():
+                if emulator.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the emulator did not start")
+                time.sleep(0.05)
+            os.environ["AIRFLOW_CONN_CORTEX_BENCH"] = connection_file.read_text()
+            hook = CortexFineTuneHook(snowflake_conn_id="cortex_bench", keep_connection=True)
+            hook.run(SEED)
+            job_ids = [hook.create_finetune_job(f"m{i}", "mistral-7b", TRAIN) for i in range(n)]
+            hook.close()
+            figures = asyncio.run(_run_triggers(job_ids, poll))
+        finally:
+            emulator.terminate()
+            output, _ = emulator.communicate(timeout=60)
+        served = re.search(r"serving (\{.*?\})", output)
+        counts = json.loads(served.group(1)) if served else {}
+        # The setup (two logins: seeding, then N CREATEs on one session) is not the triggers' doing.
+        figures["logins"] = counts.get("logins", 0) - 2
+        figures["queries"] = counts.get("queries", 0) - 1 - n
+        rows.append((n, figures))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="small N and short jobs, for a smoke run")
+    args = parser.parse_args()
+    sizes = [1, 20] if args.quick else [1, 100, 500]
+    poll = 0.5 if args.quick else 1.0
+    training = 2.0 if args.quick else 5.0
+
+    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="cortex-bench-"))
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+    logging.basicConfig(level=logging.WARNING)
+    for name in ("airflow", "snowflake.connector", "airflow.task", "airflow_cortex", "fakesnow"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+    print(f"One job waited to completion (poll interval {poll:.1f} s)")
+    print(f"{'mode':<44} {'polls':>6} {'logins':>7} {'queries':>8} {'queries/poll':>13} {'logins/poll':>12}")
+    for label, polls, logins, queries, creates in one_job_per_mode(poll):
+        per_poll = f"{(queries - creates) / polls:.2f}" if polls else "-"
+        logins_per_poll = f"{logins / polls:.2f}" if polls else "-"
+        print(f"{label:<44} {polls:>6} {logins:>7} {queries:>8} {per_poll:>13} {logins_per_poll:>12}")
+
+    print()
+    print(f"N deferred jobs in one triggerer loop (poll {poll:.1f} s, jobs train {training:.0f} s)")
+    print(f"{'N':>5} {'wall s':>8} {'max stall ms':>13} {'RSS +MB':>8} {'logins':>7} {'queries':>8}")
+    for n, f in triggers_at_scale(sizes, poll, training):
+        print(
+            f"{n:>5} {f['wall']:>8.2f} {f['stall'] * 1000:>13.1f} {f['rss']:>8.1f} "
+            f"{f['logins']:>7.0f} {f['queries']:>8.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
