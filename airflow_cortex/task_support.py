@@ -10,6 +10,8 @@ from airflow_cortex.exceptions import CortexFineTuneError, CortexTransientError
 from airflow_cortex.waiting import RetryPolicy, Step, Waiter
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
     from airflow_cortex.results import FineTuneJob
     from airflow_cortex.triggers.finetune import CortexFineTuneTrigger
@@ -17,6 +19,13 @@ if TYPE_CHECKING:
 #: The Snowflake provider's default connection id, repeated so that parsing a DAG file does not
 #: import the connector stack (~0.3 s) just to read a constant.
 DEFAULT_CONN_ID = "snowflake_default"
+
+
+def build_hook(settings: Mapping[str, Any], **options: Any) -> CortexFineTuneHook:
+    """A hook for ``settings`` (conn id and overrides), importing the connector stack only now."""
+    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+
+    return CortexFineTuneHook(**settings, **options)
 
 
 class CortexTaskMixin:
@@ -31,17 +40,20 @@ class CortexTaskMixin:
     transient_retry: RetryPolicy
     log: Any
 
+    def _connection_settings(self) -> dict[str, Any]:
+        return {
+            "snowflake_conn_id": self.snowflake_conn_id,
+            "warehouse": self.warehouse,
+            "database": self.database,
+            "schema": self.schema,
+            "role": self.role,
+        }
+
     @cached_property
     def hook(self) -> CortexFineTuneHook:
         """One session for the whole task: CREATE and every poll share a single login."""
-        from airflow_cortex.hooks.finetune import CortexFineTuneHook
-
-        return CortexFineTuneHook(
-            snowflake_conn_id=self.snowflake_conn_id,
-            warehouse=self.warehouse,
-            database=self.database,
-            schema=self.schema,
-            role=self.role,
+        return build_hook(
+            self._connection_settings(),
             allow_unknown_base_model=self.allow_unknown_base_model,
             keep_connection=True,
         )
@@ -57,14 +69,10 @@ class CortexTaskMixin:
 
         return CortexFineTuneTrigger(
             job_id=job_id,
-            snowflake_conn_id=self.snowflake_conn_id,
             poll_interval=poll_interval,
             deadline=deadline,
-            warehouse=self.warehouse,
-            database=self.database,
-            schema=self.schema,
-            role=self.role,
             cancel_on_kill=cancel_on_kill,
+            **self._connection_settings(),
             retry_policy=self.transient_retry.to_dict(),
             allow_unknown_base_model=self.allow_unknown_base_model,
         )
@@ -94,13 +102,4 @@ class CortexTaskMixin:
 
     def _cancel_job(self, job_id: str) -> None:
         """Best-effort cancel for ``on_kill``, on its own session (the task's may be mid-call)."""
-        from airflow_cortex.hooks.finetune import CortexFineTuneHook
-
-        hook = CortexFineTuneHook(
-            snowflake_conn_id=self.snowflake_conn_id,
-            warehouse=self.warehouse,
-            database=self.database,
-            schema=self.schema,
-            role=self.role,
-        )
-        self.log.info("Task killed: %s", hook.cancel_if_running(job_id))
+        self.log.info("Task killed: %s", build_hook(self._connection_settings()).cancel_if_running(job_id))

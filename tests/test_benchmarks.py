@@ -9,15 +9,20 @@ import sys
 from conftest import REPO
 
 
-def test_core_benchmark_runs_and_prints_its_table():
+def _quick_run(script: str) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench_core.py"), "--quick"],
+        [sys.executable, str(REPO / "benchmarks" / script), "--quick"],
         capture_output=True,
         text=True,
         timeout=300,
         env={**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def test_core_benchmark_runs_and_prints_its_table():
+    result = _quick_run("bench_core.py")
     table = result.stdout[result.stdout.index("figure") :]
     assert "CREATE round trip" in table
     # the hook's own contract, visible in the table: one login and one statement per call
@@ -26,19 +31,13 @@ def test_core_benchmark_runs_and_prints_its_table():
 
 
 def test_waiting_benchmark_runs_and_shows_one_login_for_all_triggers():
-    result = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "bench_waiting.py"), "--quick"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    lines = result.stdout.splitlines()
+    lines = _quick_run("bench_waiting.py").stdout.splitlines()
     worker = next(line for line in lines if line.startswith("operator, worker wait"))
     assert worker.split()[-4] == "1"  # logins: CREATE and every poll on one session
-    scale = lines[lines.index(next(line for line in lines if line.strip().startswith("N "))) + 1 :]
+    header = lines.index(next(line for line in lines if line.strip().startswith("N ")))
+    scale = [line for line in lines[header + 1 :] if line.split() and line.split()[0].isdigit()]
+    assert len(scale) == 2
     for row in scale:
-        n, _wall, _stall, _rss, logins, queries = row.split()
+        n, _wall, _cpu, _stall, _rss, logins, queries = row.split()
         assert logins == "1", row  # every trigger on the connection shares one session
         assert int(queries) >= int(n)

@@ -29,6 +29,23 @@ def _run(dag_id: str, **conf):
     return load_dag(dag_id).test(run_conf=conf or None)
 
 
+def _once_training(emulator, action) -> threading.Thread:
+    """Call ``action(job_id)`` from another thread as soon as the newest job is IN_PROGRESS."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            jobs = emulator.engine.show()
+            if jobs and jobs[0]["status"] == "IN_PROGRESS":
+                action(jobs[0]["id"])
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    return watcher
+
+
 @pytest.mark.parametrize("dag_id", ["cortex_test_wait_worker", "cortex_test_wait_deferred"])
 def test_waits_to_success_and_pushes_the_real_model(airflow_db, seeded, cortex_connection, dag_id, capsys):
     run = _run(dag_id)
@@ -93,18 +110,7 @@ def test_error_and_cancelled_fail_the_task_with_snowflakes_words(
 def test_kill_in_the_worker_cancels_the_job(airflow_db, seeded, cortex_connection, capsys):
     """SIGTERM is how Airflow kills a running task; its handler calls the operator's on_kill."""
     previous = signal.getsignal(signal.SIGTERM)
-
-    def kill_when_training() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            jobs = seeded.engine.show()
-            if jobs and jobs[0]["status"] == "IN_PROGRESS":
-                os.kill(os.getpid(), signal.SIGTERM)
-                return
-            time.sleep(0.05)
-
-    killer = threading.Thread(target=kill_when_training)
-    killer.start()
+    killer = _once_training(seeded, lambda _job_id: os.kill(os.getpid(), signal.SIGTERM))
     try:
         run = _run("cortex_test_wait_worker")
     finally:
@@ -223,18 +229,11 @@ def test_always_create_policy_submits_on_every_try(airflow_db, seeded, cortex_co
 
 @pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=30.0)
 def test_garbage_collected_job_is_reported_and_replaced(airflow_db, seeded, cortex_connection, capsys):
-    def forget_when_training() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            jobs = seeded.engine.show()
-            if jobs and jobs[0]["status"] == "IN_PROGRESS":
-                seeded.engine.training_seconds = 0.5
-                seeded.engine.forget(jobs[0]["id"])
-                return
-            time.sleep(0.05)
+    def forget(job_id: str) -> None:
+        seeded.engine.training_seconds = 0.5  # the replacement job finishes quickly
+        seeded.engine.forget(job_id)
 
-    forgetter = threading.Thread(target=forget_when_training)
-    forgetter.start()
+    forgetter = _once_training(seeded, forget)
     try:
         run = _run("cortex_test_retry_worker")
     finally:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_cortex.exceptions import CortexFineTuneError
+from airflow_cortex.task_support import build_hook
 from airflow_cortex.waiting import DEFAULT_POLL_INTERVAL, RetryPolicy, Waiter
 
 if TYPE_CHECKING:
@@ -123,13 +124,9 @@ class CortexFineTuneTrigger(BaseTrigger):
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "job_id": self.job_id,
-                "snowflake_conn_id": self.snowflake_conn_id,
+                **self._connection_settings(),
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
-                "warehouse": self.warehouse,
-                "database": self.database,
-                "schema": self.schema,
-                "role": self.role,
                 "cancel_on_kill": self.cancel_on_kill,
                 "retry_policy": self.retry_policy.to_dict(),
                 "allow_unknown_base_model": self.allow_unknown_base_model,
@@ -138,22 +135,25 @@ class CortexFineTuneTrigger(BaseTrigger):
 
     # --- the hook ---------------------------------------------------------------------------
 
+    def _connection_settings(self) -> dict[str, Any]:
+        return {
+            "snowflake_conn_id": self.snowflake_conn_id,
+            "warehouse": self.warehouse,
+            "database": self.database,
+            "schema": self.schema,
+            "role": self.role,
+        }
+
     @property
     def _hook_key(self) -> tuple[str | None, ...]:
-        return (self.snowflake_conn_id, self.warehouse, self.database, self.schema, self.role)
+        return tuple(self._connection_settings().values())
 
     def _make_hook(self, keep_connection: bool) -> CortexFineTuneHook:
-        module = importlib.import_module("airflow_cortex.hooks.finetune")
-        hook: CortexFineTuneHook = module.CortexFineTuneHook(
-            snowflake_conn_id=self.snowflake_conn_id,
-            warehouse=self.warehouse,
-            database=self.database,
-            schema=self.schema,
-            role=self.role,
+        return build_hook(
+            self._connection_settings(),
             allow_unknown_base_model=self.allow_unknown_base_model,
             keep_connection=keep_connection,
         )
-        return hook
 
     async def _acquire_hook(self) -> CortexFineTuneHook:
         # The first import of the hook pulls in the Snowflake connector (~0.3 s); do it off the
