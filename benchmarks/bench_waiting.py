@@ -289,6 +289,8 @@ def main() -> None:
         ("wall s", 8),
         ("CPU s", 7),
         ("max stall ms", 13),
+        ("outside full GC ms", 19),
+        ("full GCs", 9),
         ("RSS +MB", 8),
         ("logins", 7),
         ("queries", 8),
@@ -296,7 +298,8 @@ def main() -> None:
     print(" ".join(f"{name:>{width}}" for name, width in columns))
     for n, f in triggers_at_scale(sizes, poll, training):
         print(
-            f"{n:>5} {f['wall']:>8.2f} {f['cpu']:>7.2f} {f['stall'] * 1000:>13.1f} {f['rss']:>8.1f} "
+            f"{n:>5} {f['wall']:>8.2f} {f['cpu']:>7.2f} {f['stall'] * 1000:>13.1f} "
+            f"{f['stall_no_gc'] * 1000:>19.1f} {f['full_gcs']:>9.0f} {f['rss']:>8.1f} "
             f"{f['logins']:>7.0f} {f['queries']:>8.0f}"
         )
 
