@@ -21,6 +21,15 @@ if TYPE_CHECKING:
 DEFAULT_CONN_ID = "snowflake_default"
 
 
+#: The settings that pick a Snowflake session: what a hook is built from and a trigger serialises.
+CONNECTION_FIELDS = ("snowflake_conn_id", "warehouse", "database", "schema", "role")
+
+
+def connection_settings(holder: object) -> dict[str, Any]:
+    """``holder``'s connection settings (an operator, sensor or trigger)."""
+    return {name: getattr(holder, name) for name in CONNECTION_FIELDS}
+
+
 def build_hook(settings: Mapping[str, Any], **options: Any) -> CortexFineTuneHook:
     """A hook for ``settings`` (conn id and overrides), importing the connector stack only now."""
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
@@ -41,13 +50,7 @@ class CortexTaskMixin:
     log: Any
 
     def _connection_settings(self) -> dict[str, Any]:
-        return {
-            "snowflake_conn_id": self.snowflake_conn_id,
-            "warehouse": self.warehouse,
-            "database": self.database,
-            "schema": self.schema,
-            "role": self.role,
-        }
+        return connection_settings(self)
 
     @cached_property
     def hook(self) -> CortexFineTuneHook:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_cortex.exceptions import CortexFineTuneError
-from airflow_cortex.task_support import build_hook
+from airflow_cortex.task_support import build_hook, connection_settings
 from airflow_cortex.waiting import DEFAULT_POLL_INTERVAL, RetryPolicy, Waiter
 
 if TYPE_CHECKING:
@@ -136,13 +136,7 @@ class CortexFineTuneTrigger(BaseTrigger):
     # --- the hook ---------------------------------------------------------------------------
 
     def _connection_settings(self) -> dict[str, Any]:
-        return {
-            "snowflake_conn_id": self.snowflake_conn_id,
-            "warehouse": self.warehouse,
-            "database": self.database,
-            "schema": self.schema,
-            "role": self.role,
-        }
+        return connection_settings(self)
 
     @property
     def _hook_key(self) -> tuple[str | None, ...]:
