@@ -193,6 +193,7 @@ async def _run_triggers(job_ids: list[str], poll: float) -> dict[str, float]:
 
 def triggers_at_scale(sizes: list[int], poll: float, training: float) -> list[tuple[int, dict[str, float]]]:
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
+    from airflow_cortex.testing.process import EmulatorProcess
 
     rows = []
     for n in sizes:
@@ -200,32 +201,9 @@ def triggers_at_scale(sizes: list[int], poll: float, training: float) -> list[tu
         # or the figures would show N triggers finding N finished jobs.
         job_seconds = training + 0.08 * n
         workdir = Path(tempfile.mkdtemp(prefix="cortex-bench-"))
-        connection_file = workdir / "conn.json"
-        emulator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "airflow_cortex.testing",
-                "--connection-file",
-                str(connection_file),
-                "--database",
-                "BENCH",
-                "--pending-seconds",
-                "0.5",
-                "--training-seconds",
-                str(job_seconds),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while not connection_file.exists():
-                if emulator.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the emulator did not start")
-                time.sleep(0.05)
-            os.environ["AIRFLOW_CONN_CORTEX_BENCH"] = connection_file.read_text()
+        options = ("--database", "BENCH", "--pending-seconds", "0.5", "--training-seconds", str(job_seconds))
+        with EmulatorProcess(*options) as emulator:
+            os.environ["AIRFLOW_CONN_CORTEX_BENCH"] = emulator.connection
             hook = CortexFineTuneHook(snowflake_conn_id="cortex_bench", keep_connection=True)
             hook.run(SEED)
             job_ids = [hook.create_finetune_job(f"m{i}", "mistral-7b", TRAIN) for i in range(n)]
@@ -240,10 +218,7 @@ def triggers_at_scale(sizes: list[int], poll: float, training: float) -> list[tu
                 check=True,
             )
             figures = json.loads(side.stdout.strip().splitlines()[-1])
-        finally:
-            emulator.terminate()
-            output, _ = emulator.communicate(timeout=60)
-        served = re.search(r"serving (\{.*?\})", output)
+        served = re.search(r"serving (\{.*?\})", emulator.output)
         counts = json.loads(served.group(1)) if served else {}
         # The setup (two logins: seeding, then N CREATEs on one session) is not the triggers' doing.
         figures["logins"] = counts.get("logins", 0) - 2

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import time
 
 import pytest
 
 from airflow_cortex.exceptions import CortexFineTuneError
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
 from airflow_cortex.testing import CortexEmulator, ManualClock
+from airflow_cortex.testing.process import EmulatorProcess
 
 CLOCK = ManualClock()
 pytestmark = pytest.mark.cortex_emulator(clock=CLOCK, pending_seconds=10, training_seconds=100)
@@ -172,29 +170,9 @@ def test_one_emulator_per_process(cortex_emulator):
         CortexEmulator().start()
 
 
-def test_command_line_serves_and_writes_the_connection(tmp_path):
-    connection_file = tmp_path / "conn.json"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_cortex.testing",
-            "--connection-file",
-            str(connection_file),
-            "--database",
-            "CLI_DB",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not connection_file.exists():
-            assert process.poll() is None, process.stdout.read()
-            assert time.monotonic() < deadline, "emulator did not start"
-            time.sleep(0.1)
-        connection = json.loads(connection_file.read_text())
+def test_command_line_serves_and_writes_the_connection():
+    with EmulatorProcess("--database", "CLI_DB") as process:
+        connection = json.loads(process.connection)
         assert connection["extra"]["protocol"] == "http"
         env_key = "AIRFLOW_CONN_CLI_TEST"
         os.environ[env_key] = json.dumps(connection)
@@ -203,9 +181,7 @@ def test_command_line_serves_and_writes_the_connection(tmp_path):
             assert hook.list_finetune_jobs() == []
         finally:
             del os.environ[env_key]
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
+    output = process.output
     assert process.returncode == 0
     assert "Cortex emulator listening on http://127.0.0.1:" in output
     assert "export AIRFLOW_CONN_SNOWFLAKE_DEFAULT=" in output

@@ -5,10 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import EXAMPLES, load_dag, task_states, xcom_value
+
+from airflow_cortex.testing.process import EmulatorProcess
 
 pytestmark = pytest.mark.airflow
 
@@ -41,33 +42,12 @@ def test_basic_example_runs_end_to_end(airflow_db, cortex_emulator, cortex_conne
     assert "MOD(ticket_id, 5) <> 0" in job.training_query
 
 
-def test_airflow_dags_test_cli_against_the_emulator_cli(airflow_db, tmp_path):
+def test_airflow_dags_test_cli_against_the_emulator_cli(airflow_db):
     """The path the README's demo command takes: two processes, one connection variable."""
-    connection_file = tmp_path / "conn.json"
-    emulator = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "airflow_cortex.testing",
-            "--connection-file",
-            str(connection_file),
-            "--pending-seconds",
-            "0.3",
-            "--training-seconds",
-            "1",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not connection_file.exists():
-            assert emulator.poll() is None
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+    with EmulatorProcess("--pending-seconds", "0.3", "--training-seconds", "1") as emulator:
         env = {
             **os.environ,
-            "AIRFLOW_CONN_SNOWFLAKE_DEFAULT": connection_file.read_text(),
+            "AIRFLOW_CONN_SNOWFLAKE_DEFAULT": emulator.connection,
             "CORTEX_EXAMPLE_CONN_ID": "snowflake_default",
         }
         result = subprocess.run(
@@ -77,9 +57,6 @@ def test_airflow_dags_test_cli_against_the_emulator_cli(airflow_db, tmp_path):
             text=True,
             timeout=300,
         )
-    finally:
-        emulator.terminate()
-        emulator.wait(timeout=30)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-5000:]
     assert "Cortex fine-tuning job created: ft_" in output
