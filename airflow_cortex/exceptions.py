@@ -51,3 +51,7 @@ class CortexTransientError(CortexFineTuneError):
 
 class CortexJobNotFoundError(CortexFineTuneError):
     """Snowflake does not know the job: never created, or garbage-collected after it ended."""
+
+
+class CortexWaitTimeoutError(CortexFineTuneError):
+    """The wait ran out before the job finished; the job itself goes on unless cancelled."""

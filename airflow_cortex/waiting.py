@@ -13,7 +13,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
-from airflow_cortex.exceptions import CortexFineTuneError, CortexTransientError, CortexValidationError
+from airflow_cortex.exceptions import (
+    CortexFineTuneError,
+    CortexTransientError,
+    CortexValidationError,
+    CortexWaitTimeoutError,
+)
 from airflow_cortex.results import FineTuneJob
 
 if TYPE_CHECKING:
@@ -101,10 +106,6 @@ def failure_event(job_id: str, error: CortexFineTuneError) -> dict[str, Any]:
         "error_type": type(error).__name__,
         "error_code": error.error_code,
     }
-
-
-class CortexWaitTimeoutError(CortexFineTuneError):
-    """The wait ran out before the job finished; the job itself goes on unless cancelled."""
 
 
 def job_from_event(event: object) -> FineTuneJob:

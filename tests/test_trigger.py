@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_cortex.exceptions import CortexFineTuneError, CortexTransientError, CortexValidationError
+from airflow_cortex.exceptions import (
+    CortexFineTuneError,
+    CortexTransientError,
+    CortexValidationError,
+    CortexWaitTimeoutError,
+)
 from airflow_cortex.reattach import request_matches_job, validate_policy
 from airflow_cortex.results import FineTuneJob
 from airflow_cortex.statements import build_finetune_request
@@ -20,7 +25,6 @@ from airflow_cortex.waiting import (
     FAILURE,
     FINISHED,
     TIMEOUT,
-    CortexWaitTimeoutError,
     RetryPolicy,
     Waiter,
     job_from_event,
