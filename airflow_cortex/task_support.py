@@ -49,14 +49,11 @@ class CortexTaskMixin:
     transient_retry: RetryPolicy
     log: Any
 
-    def _connection_settings(self) -> dict[str, Any]:
-        return connection_settings(self)
-
     @cached_property
     def hook(self) -> CortexFineTuneHook:
         """One session for the whole task: CREATE and every poll share a single login."""
         return build_hook(
-            self._connection_settings(),
+            connection_settings(self),
             allow_unknown_base_model=self.allow_unknown_base_model,
             keep_connection=True,
         )
@@ -75,7 +72,7 @@ class CortexTaskMixin:
             poll_interval=poll_interval,
             deadline=deadline,
             cancel_on_kill=cancel_on_kill,
-            **self._connection_settings(),
+            **connection_settings(self),
             retry_policy=self.transient_retry.to_dict(),
             allow_unknown_base_model=self.allow_unknown_base_model,
         )
@@ -105,4 +102,4 @@ class CortexTaskMixin:
 
     def _cancel_job(self, job_id: str) -> None:
         """Best-effort cancel for ``on_kill``, on its own session (the task's may be mid-call)."""
-        self.log.info("Task killed: %s", build_hook(self._connection_settings()).cancel_if_running(job_id))
+        self.log.info("Task killed: %s", build_hook(connection_settings(self)).cancel_if_running(job_id))

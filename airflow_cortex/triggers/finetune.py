@@ -124,7 +124,7 @@ class CortexFineTuneTrigger(BaseTrigger):
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "job_id": self.job_id,
-                **self._connection_settings(),
+                **connection_settings(self),
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
                 "cancel_on_kill": self.cancel_on_kill,
@@ -135,16 +135,13 @@ class CortexFineTuneTrigger(BaseTrigger):
 
     # --- the hook ---------------------------------------------------------------------------
 
-    def _connection_settings(self) -> dict[str, Any]:
-        return connection_settings(self)
-
     @property
     def _hook_key(self) -> tuple[str | None, ...]:
-        return tuple(self._connection_settings().values())
+        return tuple(connection_settings(self).values())
 
     def _make_hook(self, keep_connection: bool) -> CortexFineTuneHook:
         return build_hook(
-            self._connection_settings(),
+            connection_settings(self),
             allow_unknown_base_model=self.allow_unknown_base_model,
             keep_connection=keep_connection,
         )
