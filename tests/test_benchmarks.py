@@ -38,6 +38,6 @@ def test_waiting_benchmark_runs_and_shows_one_login_for_all_triggers():
     scale = [line for line in lines[header + 1 :] if line.split() and line.split()[0].isdigit()]
     assert len(scale) == 2
     for row in scale:
-        n, _wall, _cpu, _stall, _stall_no_gc, _gcs, _rss, logins, queries = row.split()
+        n, _first, _wall, _cpu, _stall, _stall_no_gc, _gcs, _rss, logins, queries = row.split()
         assert logins == "1", row  # every trigger on the connection shares one session
         assert int(queries) >= int(n)
