@@ -31,6 +31,10 @@ TIMEOUT: Final = "timeout"
 FAILURE: Final = "failure"
 
 DEFAULT_POLL_INTERVAL: Final = 60.0
+#: Each poll waits the interval +/- this share, at random. Triggers that start together (a
+#: triggerer restart re-creates them all at once) would otherwise poll in the same instant forever,
+#: and hundreds of wake-ups in one event-loop iteration stall the loop.
+POLL_JITTER: Final = 0.1
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,8 @@ class Waiter:
     log: logging.Logger | Any
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     clock: Callable[[], float] = time.time
+    jitter: Callable[[], float] = random.random
+    """A number in [0, 1) per poll; 0.5 gives the exact interval."""
     failures: int = 0
     last: FineTuneJob | None = None
     _last_line: str = ""
@@ -173,7 +179,7 @@ class Waiter:
             self._last_line = line
         if job.is_finished:
             return Step(event=finished_event(job))
-        return self._sleep(self.poll_interval)
+        return self._sleep(self.poll_interval * (1 - POLL_JITTER + 2 * POLL_JITTER * self.jitter()))
 
     def failed(self, error: CortexFineTuneError) -> Step:
         if not isinstance(error, CortexTransientError):

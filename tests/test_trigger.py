@@ -186,7 +186,7 @@ class _Clock:
 
 def test_waiter_logs_changes_only_and_finishes_on_terminal_status():
     log = _Log()
-    waiter = Waiter("ft_1", 5.0, None, log, clock=_Clock())
+    waiter = Waiter("ft_1", 5.0, None, log, clock=_Clock(), jitter=lambda: 0.5)
     assert waiter.observed(_job("PENDING", progress=0)).sleep == 5.0
     assert waiter.observed(_job("PENDING", progress=0)).sleep == 5.0
     assert waiter.observed(_job("IN_PROGRESS", progress=0.5)).event is None
@@ -200,6 +200,21 @@ def test_waiter_logs_changes_only_and_finishes_on_terminal_status():
     ]
 
 
+@given(st.floats(0, 1, exclude_max=True))
+def test_polls_spread_around_the_interval(share):
+    step = Waiter("ft_1", 60.0, None, _Log(), clock=_Clock(), jitter=lambda: share).observed(
+        _job("IN_PROGRESS")
+    )
+    assert 54.0 <= step.sleep <= 66.0
+
+
+def test_triggers_started_together_drift_apart():
+    sleeps = {
+        Waiter("ft_1", 60.0, None, _Log(), clock=_Clock()).observed(_job("PENDING")).sleep for _ in range(20)
+    }
+    assert len(sleeps) > 1
+
+
 def test_waiter_treats_an_unknown_status_as_running():
     waiter = Waiter("ft_1", 5.0, None, _Log(), clock=_Clock())
     assert waiter.observed(_job("QUEUED_FOR_GPU")).event is None
@@ -207,7 +222,7 @@ def test_waiter_treats_an_unknown_status_as_running():
 
 def test_waiter_bounds_sleep_by_the_deadline_then_times_out():
     clock = _Clock()
-    waiter = Waiter("ft_1", 30.0, clock.now + 10, _Log(), clock=clock)
+    waiter = Waiter("ft_1", 30.0, clock.now + 10, _Log(), clock=clock, jitter=lambda: 0.5)
     assert waiter.observed(_job("IN_PROGRESS")).sleep == 10.0
     clock.now += 10
     step = waiter.observed(_job("IN_PROGRESS"))
