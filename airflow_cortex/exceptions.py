@@ -3,6 +3,9 @@
 Two families, because users react to them differently: a ``CortexValidationError`` means the
 DAG's input is wrong and nothing was sent to Snowflake (fix the DAG, retrying is pointless),
 while a ``CortexFineTuneError`` means Snowflake (or the network) answered with a failure.
+``CortexDataCheckError`` and ``CortexBudgetExceededError`` are the pre-flight checks' verdicts
+on the data: nothing was created, and a retry runs the checks again (one query), so data fixed
+upstream in the meantime is picked up.
 """
 
 from __future__ import annotations
@@ -55,3 +58,26 @@ class CortexJobNotFoundError(CortexFineTuneError):
 
 class CortexWaitTimeoutError(CortexFineTuneError):
     """The wait ran out before the job finished; the job itself goes on unless cancelled."""
+
+
+class CortexDataCheckError(ValueError):
+    """The pre-flight checks found the training or validation data unfit; no job was created.
+
+    ``problems`` holds one sentence per problem, each naming the query (``training_data_query``
+    or ``validation_data_query``), the rows concerned and what to change.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        listed = "\n".join(f"- {problem}" for problem in self.problems)
+        super().__init__(f"Pre-flight data checks failed; no fine-tuning job was created:\n{listed}")
+
+
+class CortexBudgetExceededError(ValueError):
+    """The estimated trained tokens exceed ``max_trained_tokens``; no job was created."""
+
+    def __init__(self, message: str, *, estimate: int, budget: int) -> None:
+        self.estimate = estimate
+        self.budget = budget
+        self.excess = estimate - budget
+        super().__init__(message)

@@ -76,7 +76,7 @@ def test_bad_input_fails_the_task_before_anything_is_sent(
 
 def test_database_and_schema_overrides(airflow_db, seeded, cortex_connection):
     seeded.execute(
-        "CREATE OR REPLACE TABLE train AS SELECT 'p' AS prompt, 'c' AS completion",
+        "CREATE OR REPLACE TABLE train AS SELECT 'p' || i AS prompt, 'c' AS completion FROM range(12) t(i)",
         database="OTHER_DB",
         schema="ML",
     )

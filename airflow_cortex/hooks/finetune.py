@@ -9,7 +9,19 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
-from airflow_cortex.exceptions import CortexFineTuneError, CortexJobNotFoundError, CortexTransientError
+from airflow_cortex.exceptions import (
+    CortexDataCheckError,
+    CortexFineTuneError,
+    CortexJobNotFoundError,
+    CortexTransientError,
+)
+from airflow_cortex.preflight import (
+    DEFAULT_CHARS_PER_TOKEN,
+    TEXT_TYPES,
+    DataProfile,
+    probe_statement,
+    profile_statement,
+)
 from airflow_cortex.reattach import request_matches_job
 from airflow_cortex.results import FineTuneJob, FineTuneJobSummary, parse_show
 from airflow_cortex.statements import (
@@ -79,6 +91,8 @@ class CortexFineTuneHook(SnowflakeHook):
         self.keep_connection = keep_connection
         self._kept: SnowflakeConnection | None = None
         self._kept_lock = threading.Lock()
+        self.last_query_id: str | None = None
+        """Snowflake's id of the last statement run (e.g. CREATE, for a Snowsight link)."""
 
     # --- connection -------------------------------------------------------------------------
 
@@ -148,13 +162,16 @@ class CortexFineTuneHook(SnowflakeHook):
         if conn is not None:
             self._drop(conn)
 
-    def _run_single(self, sql: str, *, action: str, job_id: str | None = None) -> Any:
-        """Run one statement and return the first column of its only row.
+    def _query(
+        self, sql: str, *, action: str, job_id: str | None = None
+    ) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
+        """Run one statement; return its columns as (name, Snowflake type name) and its rows.
 
         Errors come out as :class:`CortexFineTuneError`, narrowed to
         :class:`CortexTransientError` (network, service; worth retrying) or
         :class:`CortexJobNotFoundError` (Snowflake does not know ``job_id``).
         """
+        from snowflake.connector.constants import FIELD_ID_TO_NAME
         from snowflake.connector.errors import ProgrammingError
 
         what = f" for job {job_id}" if job_id else ""
@@ -169,10 +186,15 @@ class CortexFineTuneHook(SnowflakeHook):
                     if job_id and any(word in str(message).lower() for word in _NOT_FOUND_WORDS):
                         error_type = CortexJobNotFoundError
                     raise error_type(
-                        f"FINETUNE('{action}'){what} failed: {message}", job_id=job_id, error_code=code
+                        f"{action}{what} failed: {message}", job_id=job_id, error_code=code
                     ) from exc
-                self.log.debug("FINETUNE('%s') query id: %s", action, cursor.sfqid)
-                row = cursor.fetchone()
+                self.log.debug("%s query id: %s", action, cursor.sfqid)
+                self.last_query_id = cursor.sfqid
+                columns = [
+                    (column.name, FIELD_ID_TO_NAME.get(column.type_code, str(column.type_code)))
+                    for column in cursor.description or ()
+                ]
+                rows = [tuple(row.values()) if isinstance(row, Mapping) else tuple(row) for row in cursor]
         except CortexFineTuneError:
             raise
         except Exception as exc:
@@ -180,13 +202,78 @@ class CortexFineTuneHook(SnowflakeHook):
                 raise
             code = getattr(exc, "errno", None)
             raise CortexTransientError(
-                f"FINETUNE('{action}'){what} could not reach Snowflake: {type(exc).__name__}: {exc}",
+                f"{action}{what} could not reach Snowflake: {type(exc).__name__}: {exc}",
                 job_id=job_id,
                 error_code=str(code) if code else None,
             ) from exc
-        if row is None:
+        return columns, rows
+
+    def _run_single(self, sql: str, *, action: str, job_id: str | None = None) -> Any:
+        """Run one FINETUNE statement and return the first column of its only row."""
+        _, rows = self._query(sql, action=f"FINETUNE('{action}')", job_id=job_id)
+        if not rows:
             raise CortexFineTuneError(f"FINETUNE('{action}') returned no row", job_id=job_id)
-        return row[0] if not isinstance(row, Mapping) else next(iter(row.values()))
+        return rows[0][0]
+
+    # --- pre-flight -------------------------------------------------------------------------
+
+    def profile_training_data(
+        self, request: FineTuneRequest, chars_per_token: float = DEFAULT_CHARS_PER_TOKEN
+    ) -> list[DataProfile]:
+        """Profile the request's training and validation data in one query (see :mod:`preflight`).
+
+        When that query fails, each data query's columns are probed (``LIMIT 0``, no rows read) to
+        say which query is wrong and how, instead of passing on Snowflake's message about the
+        profiling SQL.
+        """
+        try:
+            columns, rows = self._query(
+                profile_statement(request, chars_per_token), action="The pre-flight data check"
+            )
+        except CortexTransientError:
+            raise
+        except CortexFineTuneError as error:
+            raise self._explain_unreadable(request, error) from error
+        values = dict(zip((name.upper() for name, _ in columns), rows[0] if rows else (), strict=False))
+        types = {name.upper(): type_name for name, type_name in columns}
+        parameters = ["training_data_query"]
+        if request.validation_data_query is not None:
+            parameters.append("validation_data_query")
+        return [DataProfile.from_row(parameter, values, types) for parameter in parameters]
+
+    def _explain_unreadable(self, request: FineTuneRequest, error: CortexFineTuneError) -> Exception:
+        problems = []
+        queries = [("training_data_query", request.training_data_query)]
+        if request.validation_data_query is not None:
+            queries.append(("validation_data_query", request.validation_data_query))
+        for parameter, query in queries:
+            try:
+                columns, _ = self._query(probe_statement(query), action=f"Reading {parameter}")
+            except CortexTransientError:
+                raise
+            except CortexFineTuneError as failure:
+                reason = str(failure).split(" failed: ", 1)[-1]
+                problems.append(f"{parameter}: Snowflake cannot run the query: {reason}")
+                continue
+            names = {name.upper(): (name, type_name) for name, type_name in columns}
+            for column in ("PROMPT", "COMPLETION"):
+                if column not in names:
+                    listed = ", ".join(name for name, _ in columns) or "none"
+                    problems.append(
+                        f"{parameter}: returns no {column} column (it returns {listed}); alias one, "
+                        f"e.g. SELECT question AS {column.lower()}"
+                    )
+                elif names[column][0] != column:
+                    problems.append(
+                        f"{parameter}: column {names[column][0]!r} is quoted in another case; FINETUNE reads "
+                        f'"{column}", so alias it without quotes'
+                    )
+                elif names[column][1] not in TEXT_TYPES:
+                    problems.append(
+                        f"{parameter}: column {column} is {names[column][1]}, not text; cast it in the "
+                        f"query (e.g. {column.lower()}::VARCHAR AS {column.lower()})"
+                    )
+        return CortexDataCheckError(problems or [f"the data could not be profiled: {error}"])
 
     # --- the four forms ---------------------------------------------------------------------
 

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from contextlib import suppress
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
 from airflow_cortex.base_models import validate_base_model
-from airflow_cortex.exceptions import CortexFineTuneError, CortexJobNotFoundError
+from airflow_cortex.exceptions import CortexFineTuneError, CortexJobNotFoundError, CortexValidationError
+from airflow_cortex.links import CortexSnowsightLink, model_url, query_url, snowsight_base_url
 from airflow_cortex.names import parse_model_name
+from airflow_cortex.preflight import (
+    PreflightChecks,
+    check_budget,
+    evaluate,
+    resolve_checks,
+    validate_budget,
+)
 from airflow_cortex.reattach import CLOCK_SKEW_SECONDS, ExistingJobPolicy, validate_policy
 from airflow_cortex.results import FineTuneStatus
 from airflow_cortex.statements import normalize_options
@@ -29,7 +38,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import timedelta
 
-    from airflow.providers.common.compat.sdk import Context
+    from airflow.providers.common.compat.sdk import Asset, Context
 
     from airflow_cortex.results import FineTuneJob
     from airflow_cortex.statements import FineTuneRequest
@@ -41,6 +50,8 @@ JOB_ID_KEY = "cortex_finetune_job_id"
 INTENT_KEY = "cortex_finetune_submit_intent"
 #: What ``get_job_status`` reports for a recorded job Snowflake no longer knows.
 GARBAGE_COLLECTED = "GARBAGE_COLLECTED"
+#: The result fields an asset event for the tuned model carries in its ``extra``.
+ASSET_EXTRA_KEYS = ("job_id", "model", "base_model", "trained_tokens", "training_loss", "validation_loss")
 
 
 def _has_template(value: object) -> bool:
@@ -72,6 +83,12 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
     ``"fail"`` (stop and let a human decide) or ``"always_create"`` (submit anew every try).
     A job that ended in ERROR or CANCELLED is always replaced by a new one.
 
+    Before CREATE, one query profiles the training and validation data (``preflight_checks``):
+    columns of text type, enough rows, no NULL/blank pairs, pairs within the base model's window,
+    rows within its limit for the epochs. It also estimates the trained tokens (input tokens x
+    epochs), which is logged, pushed to XCom ``estimate`` and held against ``max_trained_tokens``.
+    Any failure sends no CREATE, and the error names the query, the rows and the fix.
+
     :param model_name: Name of the tuned model: ``name``, ``schema.name`` or
         ``db.schema.name``; quote parts with other characters. Snowflake adds a suffix if the
         name is taken, so read the real name from XCom ``model``, not from here.
@@ -94,6 +111,13 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         ``execution_timeout``), so a stopped pipeline stops paying.
     :param existing_job_policy: See above; ``"reattach"`` by default.
     :param max_transient_errors: Network or service errors in a row tolerated while waiting.
+    :param preflight_checks: ``True`` (default thresholds), ``False`` (no checks), or a
+        :class:`~airflow_cortex.preflight.PreflightChecks` (or dict of its fields) to tune them.
+    :param max_trained_tokens: Budget: fail before CREATE when the estimated trained tokens
+        exceed it. Needs ``max_epochs``, since otherwise Snowflake chooses the epochs.
+    :param model_asset: An asset to emit an event for when the job succeeds, with ``job_id``,
+        ``model``, ``base_model``, ``trained_tokens`` and the losses in the event's extra, so a
+        DAG scheduled on it runs for every new model version. Needs ``wait_for_completion``.
     :param snowflake_conn_id: A ``snowflake`` connection.
     :param warehouse: Overrides the connection's warehouse (it runs the data queries).
     :param database: Overrides the connection's database (unqualified names resolve in it).
@@ -108,6 +132,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         "validation_data_query",
         "options",
         "max_epochs",
+        "max_trained_tokens",
         "warehouse",
         "database",
         "schema",
@@ -120,6 +145,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         "options": "json",
     }
     ui_color = "#29b5e8"
+    operator_extra_links = (CortexSnowsightLink(),)
     external_id_key = JOB_ID_KEY
 
     def __init__(
@@ -139,6 +165,9 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         cancel_on_kill: bool = True,
         existing_job_policy: ExistingJobPolicy = "reattach",
         max_transient_errors: int = RetryPolicy.max_attempts,
+        preflight_checks: PreflightChecks | Mapping[str, Any] | bool = True,
+        max_trained_tokens: int | str | None = None,
+        model_asset: Asset | None = None,
         snowflake_conn_id: str = DEFAULT_CONN_ID,
         warehouse: str | None = None,
         database: str | None = None,
@@ -149,6 +178,14 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         policy = validate_policy(existing_job_policy)
         if policy == "always_create":
             kwargs["durable"] = False
+        if model_asset is not None:
+            if not wait_for_completion:
+                raise CortexValidationError(
+                    "model_asset",
+                    "needs wait_for_completion=True: the event announces a finished model, and without "
+                    "waiting the task ends while the job still trains",
+                )
+            kwargs["outlets"] = [*(kwargs.get("outlets") or []), model_asset]
         super().__init__(**kwargs)
         self.model_name = model_name
         self.base_model = base_model
@@ -164,6 +201,9 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         self.cancel_on_kill = cancel_on_kill
         self.existing_job_policy: ExistingJobPolicy = policy
         self.transient_retry = RetryPolicy(max_attempts=max_transient_errors)
+        self.preflight_checks = resolve_checks(preflight_checks)
+        self.max_trained_tokens = max_trained_tokens
+        self.model_asset = model_asset
         self.snowflake_conn_id = snowflake_conn_id
         self.warehouse = warehouse
         self.database = database
@@ -173,6 +213,10 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         self._job_id: str | None = None
         self._observed: FineTuneJob | None = None
         self._concluded = False
+        self._request: FineTuneRequest | None = None
+        self._result: dict[str, Any] | None = None
+        self._snowsight_url: str | None = None
+        """What the Snowsight link shows; ``None`` until this instance knows (read XCom then)."""
 
     def _check_untemplated_arguments(self) -> None:
         """Fail at DAG parse time on arguments no template can change.
@@ -188,7 +232,9 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         if isinstance(self.options, (str, Mapping, type(None))) and not (
             _has_template(self.options) or _has_template(self.max_epochs)
         ):
-            normalize_options(self.options, self.max_epochs)
+            epochs = normalize_options(self.options, self.max_epochs).get("max_epochs")
+            if not _has_template(self.max_trained_tokens):
+                validate_budget(self.max_trained_tokens, epochs)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -214,23 +260,34 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
 
     # --- ResumableJobMixin ------------------------------------------------------------------
 
+    def _build_request(self) -> FineTuneRequest:
+        """The rendered arguments, validated (no I/O); kept for lineage."""
+        if self._request is None:
+            self._request = self.hook.build_request(
+                model_name=self.model_name,
+                base_model=self.base_model,
+                training_data_query=self.training_data_query,
+                validation_data_query=self.validation_data_query,
+                options=self.options,
+                max_epochs=self.max_epochs,
+            )
+        return self._request
+
     def submit_job(self, context: Context) -> str:
-        request = self.hook.build_request(
-            model_name=self.model_name,
-            base_model=self.base_model,
-            training_data_query=self.training_data_query,
-            validation_data_query=self.validation_data_query,
-            options=self.options,
-            max_epochs=self.max_epochs,
-        )
+        self._snowsight_url = ""  # no job yet, nothing to link to
+        request = self._build_request()
         earlier = self._find_unrecorded_job(request, context)
         if earlier is not None:
             self._observed = earlier
             return self._adopt(earlier.id, context)
+        self._check_data(request, context)
         store = context.get("task_state_store")
         if store is not None and self.existing_job_policy != "always_create":
             store.set(INTENT_KEY, {"at": time.time(), "try_number": context["ti"].try_number})
-        return self._adopt(self.hook.submit_finetune_request(request), context)
+        job_id = self._adopt(self.hook.submit_finetune_request(request), context)
+        if (base := self._snowsight_base()) and self.hook.last_query_id:
+            CortexSnowsightLink.persist(self, context, query_url(base, self.hook.last_query_id))
+        return job_id
 
     def get_job_status(self, external_id: Any, context: Context) -> str:
         """Status of the job an earlier try recorded (the mixin asks only about that one)."""
@@ -309,7 +366,87 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
 
     def _conclude(self, job: FineTuneJob, context: Context) -> None:
         self._concluded = True
-        report_success(require_success(job), context["ti"], self.log)
+        self._result = report_success(require_success(job), context["ti"], self.log)
+        if job.model and (base := self._snowsight_base()):
+            CortexSnowsightLink.persist(self, context, model_url(base, job.model))
+        if self.model_asset is not None:
+            extra = {key: self._result[key] for key in ASSET_EXTRA_KEYS}
+            context["outlet_events"][self.model_asset].extra.update(extra)
+            self.log.info("Asset event for %s: %s", self.model_asset, extra)
+
+    def _check_data(self, request: FineTuneRequest, context: Context) -> None:
+        """The pre-flight checks and the budget: raise before CREATE if the data would waste money."""
+        checks = self.preflight_checks
+        epochs = request.options.get("max_epochs")
+        budget = validate_budget(self.max_trained_tokens, epochs)
+        if checks is None and budget is None:
+            self.log.info("Pre-flight data checks are off (preflight_checks=False)")
+            return
+        chars_per_token = (checks or PreflightChecks()).chars_per_token
+        profiles = self.hook.profile_training_data(request, chars_per_token)
+        estimate = evaluate(profiles, request.base_model, epochs, checks)
+        self.log.info("%s", estimate.describe())
+        for note in estimate.notes:
+            self.log.info("Estimate note: %s", note)
+        context["ti"].xcom_push(key="estimate", value=estimate.to_dict())
+        check_budget(estimate, budget)
+        if budget is not None:
+            self.log.info(
+                "Within budget: %s of max_trained_tokens=%s", f"{estimate.trained_tokens:,}", f"{budget:,}"
+            )
+
+    def _snowsight_base(self) -> str | None:
+        """Snowsight's URL for the connection's account; never fails the task over a link."""
+        try:
+            connection = self.hook.get_connection(self.snowflake_conn_id)
+            extra = connection.extra_dejson
+            params = self.hook._get_conn_params()
+            return snowsight_base_url(params.get("account"), params.get("region"), extra.get("snowsight_url"))
+        except Exception:
+            self.log.debug("No Snowsight link: the connection's account could not be read", exc_info=True)
+            return None
+
+    # --- lineage ----------------------------------------------------------------------------
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """Inputs: the tables the training and validation queries read. Output: the tuned model."""
+        from airflow.providers.common.compat.openlineage.facet import (
+            Dataset,
+            ExternalQueryRunFacet,
+            SQLJobFacet,
+        )
+        from airflow.providers.openlineage.extractors import OperatorLineage
+
+        from airflow_cortex.lineage import model_dataset_name, tables_read
+        from airflow_cortex.statements import create_statement
+
+        hook = self.hook
+        info = hook.get_openlineage_database_info(None)
+        namespace = f"{info.scheme}://{info.authority}"
+        database, schema = info.database, hook.get_openlineage_default_schema()
+        queries = [self.training_data_query, self.validation_data_query]
+        names: list[str] = []
+        for query in queries:
+            if isinstance(query, str):
+                names += [n for n in tables_read(query, database, schema) if n not in names]
+        outputs = []
+        model = (self._result or {}).get("model")
+        if model:
+            outputs.append(Dataset(namespace=namespace, name=model_dataset_name(model, database, schema)))
+        run_facets: dict[str, Any] = {}
+        if self._job_id:
+            run_facets["externalQuery"] = ExternalQueryRunFacet(
+                externalQueryId=self._job_id, source=namespace
+            )
+        job_facets: dict[str, Any] = {}
+        with suppress(CortexValidationError):  # a task that failed on this input still reports its inputs
+            job_facets["sql"] = SQLJobFacet(query=create_statement(self._build_request()))
+        return OperatorLineage(
+            inputs=[Dataset(namespace=namespace, name=name) for name in names],
+            outputs=outputs,
+            run_facets=run_facets,
+            job_facets=job_facets,
+        )
 
     def _find_unrecorded_job(self, request: FineTuneRequest, context: Context) -> FineTuneJob | None:
         """A job an earlier try submitted but never recorded (see :mod:`airflow_cortex.reattach`)."""

@@ -1,0 +1,80 @@
+"""Which tables a fine-tuning job reads, and what it writes: OpenLineage naming. Pure.
+
+The tables come from parsing the training and validation queries in Snowflake's dialect with
+sqlglot's scope analysis, so a CTE is never mistaken for a table while a table a CTE reads
+(even one a CTE shadows, as in ``WITH t AS (SELECT * FROM t)``) is kept; joins, subqueries,
+``EXISTS`` and set operations all count. Stage reads (``@stage``) and table functions are not
+tables and are left out. Names follow OpenLineage's Snowflake convention: ``DB.SCHEMA.TABLE``,
+upper case unless quoted, defaults filled from the session's database and schema.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from airflow_cortex.names import parse_model_name
+
+log = logging.getLogger(__name__)
+
+
+def _normalized(identifier: Any) -> str | None:
+    """An identifier's name as Snowflake resolves it: upper case unless quoted."""
+    from sqlglot import exp
+
+    if not isinstance(identifier, exp.Identifier):
+        return None
+    return str(identifier.this) if identifier.quoted else str(identifier.this).upper()
+
+
+def _default(value: str | None) -> str | None:
+    if not value:
+        return None
+    if len(value) > 1 and value.startswith('"') and value.endswith('"'):
+        return value[1:-1].replace('""', '"')
+    return value.upper()
+
+
+def tables_read(
+    sql: str, default_database: str | None = None, default_schema: str | None = None
+) -> list[str]:
+    """Fully qualified names of the tables (and views) ``sql`` reads, in order of appearance.
+
+    Returns ``[]`` when the text does not parse (lineage must never fail a task); the reason is
+    logged.
+    """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+    from sqlglot.optimizer.scope import traverse_scope
+
+    try:
+        tree = sqlglot.parse_one(sql, read="snowflake")
+        scopes = traverse_scope(tree)
+    except (SqlglotError, RecursionError, ValueError) as error:
+        log.warning("Could not parse the query for lineage (%s); no input tables reported", error)
+        return []
+    found: list[str] = []
+    for scope in scopes:
+        for source in scope.sources.values():
+            if not isinstance(source, exp.Table):
+                continue
+            name = _normalized(source.this)
+            if name is None:
+                continue  # a stage (@stage/path), IDENTIFIER(...) or other non-table source
+            database = _normalized(source.args.get("catalog")) or _default(default_database)
+            schema = _normalized(source.args.get("db")) or _default(default_schema)
+            qualified = ".".join(part for part in (database, schema, name) if part)
+            if qualified not in found:
+                found.append(qualified)
+    return found
+
+
+def model_dataset_name(
+    model: str, default_database: str | None = None, default_schema: str | None = None
+) -> str:
+    """The OpenLineage name of a tuned model: ``DB.SCHEMA.NAME`` without quotes."""
+    parsed = parse_model_name(model, "model")
+    database = parsed.database.text if parsed.database else _default(default_database)
+    schema = parsed.schema.text if parsed.schema else _default(default_schema)
+    return ".".join(part for part in (database, schema, parsed.name.text) if part)

@@ -1,0 +1,82 @@
+"""The Snowsight link on a fine-tuning task: the tuned model, or the CREATE query before that.
+
+The URL is built from the connection's account identifier, the way Snowsight addresses
+accounts: ``https://app.snowflake.com/<org>/<account>/`` for an ``org-account`` identifier and
+``https://app.snowflake.com/<region>/<locator>/`` for a legacy account locator. A deployment
+behind private connectivity (or any other address) sets the connection extra
+``snowsight_url`` to its own base URL instead.
+
+The URL is computed on the worker while the task runs and kept in XCom, so the web server
+never needs the connection to draw the button. The operator holds the latest URL too: Airflow
+asks the link for it when the try ends, and a try that failed before CREATE has none to give
+(reading XCom then would only log a missing key).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
+
+from airflow_cortex.names import parse_model_name
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import BaseOperator, TaskInstanceKey
+
+SNOWSIGHT = "https://app.snowflake.com"
+#: Where accounts given as a bare locator live (Snowflake's original region).
+DEFAULT_LOCATOR_REGION = "us-west-2"
+
+
+def snowsight_base_url(
+    account: str | None, region: str | None = None, override: str | None = None
+) -> str | None:
+    """The Snowsight home of ``account`` (as written in a ``snowflake`` connection), or ``None``."""
+    if override:
+        return override.rstrip("/")
+    if not account:
+        return None
+    account = account.strip().lower()
+    for suffix in (".snowflakecomputing.com", ".privatelink"):
+        account = account.removesuffix(suffix)
+    if "." in account:  # locator.region[.cloud]
+        locator, located_region = account.split(".", 1)
+        return f"{SNOWSIGHT}/{quote(located_region)}/{quote(locator)}"
+    if "-" in account:  # organization-account_name
+        organization, name = account.split("-", 1)
+        return f"{SNOWSIGHT}/{quote(organization)}/{quote(name.replace('-', '_'))}"
+    return f"{SNOWSIGHT}/{quote((region or DEFAULT_LOCATOR_REGION).lower())}/{quote(account)}"
+
+
+def model_url(base: str, model: str) -> str:
+    """The tuned model's page: ``model`` is DESCRIBE's fully qualified name."""
+    parsed = parse_model_name(model, "model")
+    parts = [p.text for p in parsed.parts]
+    if len(parts) != 3:
+        raise ValueError(f"A model URL needs a fully qualified model name, got {model!r}")
+    database, schema, name = (quote(part, safe="") for part in parts)
+    return f"{base}/#/data/databases/{database}/schemas/{schema}/model/{name}"
+
+
+def query_url(base: str, query_id: str) -> str:
+    """A statement's page in Snowsight's query history (CREATE's shows the job id it returned)."""
+    return f"{base}/#/compute/history/queries/{quote(query_id, safe='')}/detail"
+
+
+class CortexSnowsightLink(BaseOperatorLink):
+    """ "Snowsight" button: the tuned model once the job succeeded, the CREATE query until then."""
+
+    name = "Snowsight"
+
+    @classmethod
+    def persist(cls, operator: Any, context: Any, url: str) -> None:
+        operator._snowsight_url = url
+        context["ti"].xcom_push(key=cls().xcom_key, value=url)
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        known = getattr(operator, "_snowsight_url", None)
+        if known is not None:
+            return str(known)
+        value = XCom.get_value(ti_key=ti_key, key=self.xcom_key)
+        return str(value) if value else ""
