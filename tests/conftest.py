@@ -41,6 +41,7 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_dags)
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home / 'airflow.db'}"
 os.environ.setdefault("CORTEX_EXAMPLE_POLL_SECONDS", "0.2")
+os.environ.setdefault("CORTEX_EXAMPLE_RETRY_DELAY_SECONDS", "0")
 
 
 @pytest.fixture(scope="session")

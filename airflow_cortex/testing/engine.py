@@ -6,6 +6,11 @@ progress on a clock you control, the errors Snowflake reports for unusable data,
 qualified model name (suffixed when the name is taken), and figures *computed from the data*
 (trained tokens, and synthetic losses) so that changing the data changes the result.
 
+It also answers ``SNOWFLAKE.CORTEX.COMPLETE`` so that a pipeline can evaluate what it tuned.
+That is emulation, not inference: a tuned model answers a prompt with the completion of the
+training pair whose prompt shares the most words with it (ties: the earlier pair), so it is
+deterministic and reflects its training data; a base model gives one fixed, generic answer.
+
 This module is independent of the SQL plumbing (see :mod:`airflow_cortex.testing.server`):
 the engine is given the FINETUNE arguments and, separately, the rows a job's queries return.
 """
@@ -17,6 +22,7 @@ import math
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +38,7 @@ Clock = Callable[[], float]
 DEFAULT_EPOCHS_CAP = 3
 CHARS_PER_TOKEN = 4
 VALIDATION_SPLIT_EVERY = 10
+BASE_MODEL_ANSWER = "I am a general-purpose assistant and do not know this product. Please contact support."
 
 
 class ManualClock:
@@ -62,8 +69,34 @@ class EmulatedSnowflakeError(Exception):
 
 
 def estimate_tokens(text: str) -> int:
-    """The emulator's token count: one token per four characters, rounded up."""
+    """The emulator's token count: one token per four characters, rounded up.
+
+    The same rule as the provider's pre-flight estimate, so on the emulator the estimate and
+    DESCRIBE's ``trained_tokens`` agree exactly; on Snowflake they differ by the tokenizer.
+    """
     return math.ceil(len(text) / CHARS_PER_TOKEN)
+
+
+def usable(value: Any) -> bool:
+    """A prompt or completion that teaches something: not NULL, not blank (SQL ``TRIM`` blank)."""
+    return value is not None and str(value).strip(" ") != ""
+
+
+def words(text: str) -> frozenset[str]:
+    return frozenset(text.lower().split())
+
+
+def _nearest_completion(prompt: str, pairs: Iterable[tuple[str, str]]) -> str:
+    """The completion of the pair whose prompt shares the most words with ``prompt``."""
+    asked = words(prompt)
+    best, best_score = BASE_MODEL_ANSWER, -1.0
+    for known, completion in pairs:
+        seen = words(known)
+        union = asked | seen
+        score = len(asked & seen) / len(union) if union else 0.0
+        if score > best_score:
+            best, best_score = completion, score
+    return best
 
 
 @dataclass(frozen=True)
@@ -75,6 +108,8 @@ class DataSummary:
     """Prompt plus completion tokens, each truncated to the base model's window."""
     distinct_completions: int
     vocabulary: frozenset[str]
+    pairs: tuple[tuple[str, str], ...] = ()
+    """The usable pairs, in order: what a tuned model's emulated COMPLETE answers from."""
 
     @classmethod
     def from_rows(
@@ -83,16 +118,18 @@ class DataSummary:
         count = tokens = 0
         completions: set[str] = set()
         vocabulary: set[str] = set()
+        pairs: list[tuple[str, str]] = []
         for prompt, completion in rows:
-            if prompt is None or completion is None:
+            if not (usable(prompt) and usable(completion)):
                 continue
             prompt_text, completion_text = str(prompt), str(completion)
+            pairs.append((prompt_text, completion_text))
             count += 1
             tokens += min(estimate_tokens(prompt_text), prompt_limit)
             tokens += min(estimate_tokens(completion_text), completion_limit)
             completions.add(completion_text)
             vocabulary.update(completion_text.lower().split())
-        return cls(count, tokens, len(completions), frozenset(vocabulary))
+        return cls(count, tokens, len(completions), frozenset(vocabulary), tuple(pairs))
 
 
 @dataclass(frozen=True)
@@ -202,9 +239,12 @@ class CortexEngine:
         self.training_seconds = training_seconds
         self._lock = threading.RLock()
         self._jobs: dict[str, EmulatedJob] = {}
-        self._models: set[str] = set()
+        self._models: dict[str, str] = {}
+        """Upper-cased fully qualified model name -> the job that produced it."""
         self._scripts: list[ScriptedOutcome] = []
         self.calls: list[FinetuneCall] = []
+        self.completions: Counter[str] = Counter()
+        """COMPLETE calls per model (one per row), e.g. to check an evaluation's cost."""
 
     # --- scripting, for tests ---------------------------------------------------------------
 
@@ -345,7 +385,7 @@ class CortexEngine:
                     0.0,
                     (
                         "INVALID_PARAMETER_VALUE",
-                        "Training data is empty: the training query returned no rows with a non-NULL "
+                        "Training data is empty: the training query returned no rows with a non-blank "
                         "prompt and completion.",
                     ),
                 )
@@ -355,7 +395,7 @@ class CortexEngine:
                     0.0,
                     (
                         "INVALID_PARAMETER_VALUE",
-                        "Validation data is empty: the validation query returned no rows with a non-NULL "
+                        "Validation data is empty: the validation query returned no rows with a non-blank "
                         "prompt and completion.",
                     ),
                 )
@@ -409,7 +449,7 @@ class CortexEngine:
                 n += 1
                 suffixed = IdentifierPart(f"{job.model_name.name.text}_{n}", job.model_name.name.quoted)
                 candidate = base[: len(base) - len(job.model_name.name.sql())] + suffixed.sql()
-            self._models.add(candidate.upper())
+            self._models[candidate.upper()] = job.id
             job.model = candidate
 
     def describe(self, job_id: object) -> dict[str, Any]:
@@ -473,6 +513,43 @@ class CortexEngine:
                 )
             job.cancelled_at = now
             return f"Canceled Cortex Fine-tuning job: {job.id}"
+
+    # --- COMPLETE ----------------------------------------------------------------------------
+
+    def complete(self, arguments: list[Any], database: str | None, schema: str | None) -> str | None:
+        """``COMPLETE(model, prompt)``: see the module docs for how answers are made."""
+        if len(arguments) != 2:
+            raise EmulatedSnowflakeError(
+                "COMPLETE: the emulator supports COMPLETE(model, prompt) only (no options or message arrays)"
+            )
+        model, prompt = arguments
+        if not isinstance(model, str) or not model:
+            raise EmulatedSnowflakeError("COMPLETE: model must be a non-empty string")
+        if prompt is None:
+            return None
+        with self._lock:
+            if "-" in model or model in KNOWN_BASE_MODELS:
+                self.completions[model] += 1
+                return BASE_MODEL_ANSWER
+            self._settle(self.clock())
+            job = self._tuned_model(model, database, schema)
+            self.completions[job.model or model] += 1
+            training = job.training
+        return _nearest_completion(str(prompt), training.pairs if training else ())
+
+    def _tuned_model(self, model: str, database: str | None, schema: str | None) -> EmulatedJob:
+        try:
+            qualified = parse_model_name(model, "model").qualified(database or "", schema or "PUBLIC")
+        except CortexValidationError:
+            qualified = model
+        job_id = self._models.get(qualified.upper())
+        if job_id is None or job_id not in self._jobs:
+            raise EmulatedSnowflakeError(
+                f"Requested model '{model}' does not exist or access is not authorized.",
+                errno=2003,
+                sqlstate="02000",
+            )
+        return self._jobs[job_id]
 
     # --- inspection for tests ---------------------------------------------------------------
 

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from types import TracebackType
 
 _UDF_NAME = "_airflow_cortex_finetune"
+_COMPLETE_UDF_NAME = "_airflow_cortex_complete"
 _ERROR_MARKER = re.compile(r"\[cortex-emulator:(\d+):(\w+)\] (.*)", re.DOTALL)
 _MAX_ARGS = 6
 
@@ -236,17 +237,31 @@ class CortexEmulator:
             except EmulatedSnowflakeError as error:
                 raise _FlaggedError(error) from None
 
+        def complete_udf(payload: str) -> str | None:
+            *arguments, database, schema = json.loads(payload)
+            try:
+                return self.engine.complete(arguments, database, schema)
+            except EmulatedSnowflakeError as error:
+                raise _FlaggedError(error) from None
+
         duck_conn.create_function(_UDF_NAME, finetune_udf, [VARCHAR], VARCHAR, side_effects=True)
+        duck_conn.create_function(
+            _COMPLETE_UDF_NAME, complete_udf, [VARCHAR], VARCHAR, null_handling="special"
+        )
         duck_conn.execute("ATTACH IF NOT EXISTS ':memory:' AS snowflake")
         duck_conn.execute("CREATE SCHEMA IF NOT EXISTS snowflake.cortex")
-        overloads = []
-        for count in range(1, _MAX_ARGS + 1):
-            params = [f"a{i}" for i in range(count)]
-            overloads.append(
-                f"({', '.join(params)}) AS {_UDF_NAME}("
-                f"json_array({', '.join(params)}, current_database(), current_schema())::VARCHAR)"
-            )
-        duck_conn.execute(f"CREATE OR REPLACE MACRO snowflake.cortex.finetune {', '.join(overloads)}")
+        for function, udf, max_args in (
+            ("finetune", _UDF_NAME, _MAX_ARGS),
+            ("complete", _COMPLETE_UDF_NAME, 3),
+        ):
+            overloads = []
+            for count in range(1, max_args + 1):
+                params = [f"a{i}" for i in range(count)]
+                overloads.append(
+                    f"({', '.join(params)}) AS {udf}("
+                    f"json_array({', '.join(params)}, current_database(), current_schema())::VARCHAR)"
+                )
+            duck_conn.execute(f"CREATE OR REPLACE MACRO snowflake.cortex.{function} {', '.join(overloads)}")
 
     def load_pending_jobs(self) -> None:
         """Read the data of jobs created since the last statement (outside any UDF)."""
