@@ -228,6 +228,7 @@ class CortexEmulator:
     # --- SQL plumbing -----------------------------------------------------------------------
 
     def _install_cortex(self, duck_conn: duckdb.DuckDBPyConnection) -> None:
+        from duckdb.func import FunctionNullHandling
         from duckdb.sqltypes import VARCHAR
 
         def finetune_udf(payload: str) -> str:
@@ -245,8 +246,9 @@ class CortexEmulator:
                 raise _FlaggedError(error) from None
 
         duck_conn.create_function(_UDF_NAME, finetune_udf, [VARCHAR], VARCHAR, side_effects=True)
+        # SPECIAL: COMPLETE of a NULL prompt is NULL, which DuckDB's default would reject.
         duck_conn.create_function(
-            _COMPLETE_UDF_NAME, complete_udf, [VARCHAR], VARCHAR, null_handling="special"
+            _COMPLETE_UDF_NAME, complete_udf, [VARCHAR], VARCHAR, null_handling=FunctionNullHandling.SPECIAL
         )
         duck_conn.execute("ATTACH IF NOT EXISTS ':memory:' AS snowflake")
         duck_conn.execute("CREATE SCHEMA IF NOT EXISTS snowflake.cortex")
