@@ -30,6 +30,7 @@ with DAG(
         "max_epochs": None,
         "database": None,
         "schema": None,
+        "max_trained_tokens": None,
     },
 ):
     CortexFineTuneOperator(
@@ -41,6 +42,7 @@ with DAG(
         validation_data_query="{{ params.validation_data_query }}",
         options="{{ params.options }}",
         max_epochs="{{ params.max_epochs }}",
+        max_trained_tokens="{{ params.max_trained_tokens }}",
         database="{{ params.database }}",
         schema="{{ params.schema }}",
         wait_for_completion=False,
@@ -98,6 +100,7 @@ _wait_dag("cortex_test_retry_worker", deferrable=False, retries=1)
 _wait_dag("cortex_test_retry_deferred", deferrable=True, retries=1)
 _wait_dag("cortex_test_retry_fail_policy", deferrable=False, retries=1, existing_job_policy="fail")
 _wait_dag("cortex_test_retry_always_create", deferrable=False, retries=1, existing_job_policy="always_create")
+_wait_dag("cortex_test_unchecked", deferrable=False, retries=0, preflight_checks=False)
 _wait_dag(
     "cortex_test_timeout_kill",
     deferrable=False,
