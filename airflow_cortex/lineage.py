@@ -38,7 +38,7 @@ def _default(value: str | None) -> str | None:
 def tables_read(
     sql: str, default_database: str | None = None, default_schema: str | None = None
 ) -> list[str]:
-    """Fully qualified names of the tables (and views) ``sql`` reads, in order of appearance.
+    """Fully qualified names of the tables (and views) ``sql`` reads, each once, sorted.
 
     Returns ``[]`` when the text does not parse (lineage must never fail a task); the reason is
     logged.
@@ -67,7 +67,7 @@ def tables_read(
             qualified = ".".join(part for part in (database, schema, name) if part)
             if qualified not in found:
                 found.append(qualified)
-    return found
+    return sorted(found)
 
 
 def model_dataset_name(

@@ -6,6 +6,7 @@ import json
 import os
 
 import pytest
+from snowflake.connector.errors import ProgrammingError
 
 from airflow_cortex.exceptions import CortexFineTuneError
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
@@ -186,3 +187,33 @@ def test_command_line_serves_and_writes_the_connection():
     assert "Cortex emulator listening on http://127.0.0.1:" in output
     assert "export AIRFLOW_CONN_SNOWFLAKE_DEFAULT=" in output
     assert "stopped after serving" in output
+
+
+def test_complete_answers_from_the_tuned_models_training_data(hook, cortex_emulator):
+    from airflow_cortex.testing.engine import BASE_MODEL_ANSWER
+
+    job_id = hook.create_finetune_job(
+        "answerer",
+        "mistral-7b",
+        "SELECT prompt, completion FROM train",
+        "SELECT prompt, completion FROM train LIMIT 4",
+    )
+    query = (
+        "SELECT SNOWFLAKE.CORTEX.COMPLETE(%(model)s, 'question 6 please'), "
+        "SNOWFLAKE.CORTEX.COMPLETE('mistral-7b', 'question 6 please'), "
+        "SNOWFLAKE.CORTEX.COMPLETE(%(model)s, NULL)"
+    )
+    with pytest.raises(ProgrammingError, match="does not exist or access is not"):
+        hook.get_first(query, parameters={"model": "answerer"})  # not trained yet: no model
+    CLOCK.advance(10 + 100)
+    model = hook.describe_finetune_job(job_id).model
+    assert model == "CORTEX_TEST.PUBLIC.ANSWERER"
+    for name in (model, "answerer", "cortex_test.public.answerer"):
+        # 'question 6' is closest to the training pair ('question 6', 'answer 2'): same answer each time.
+        assert hook.get_first(query, parameters={"model": name}) == ("answer 2", BASE_MODEL_ANSWER, None)
+    assert cortex_emulator.engine.completions[model] == 3  # one per non-NULL prompt asked
+
+
+def test_complete_supports_only_the_two_argument_form(hook):
+    with pytest.raises(ProgrammingError, match="COMPLETE\\(model, prompt\\) only"):
+        hook.get_first("SELECT SNOWFLAKE.CORTEX.COMPLETE('mistral-7b', 'hi', {'temperature': 0})")

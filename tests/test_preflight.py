@@ -170,7 +170,7 @@ def test_checks_can_be_turned_off(airflow_db, seeded, cortex_connection):
     run = load_dag("cortex_test_unchecked").test()
     assert run.state == "success"
     assert xcom_value(run, "finetune", key="estimate") is None
-    assert [call.operation for call in seeded.engine.calls][0] == "CREATE"
+    assert seeded.engine.job_count == 1  # a 1-row table would fail min_rows had the checks run
 
 
 # --- the cost guard ---------------------------------------------------------------------------

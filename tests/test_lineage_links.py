@@ -1,0 +1,189 @@
+"""OpenLineage inputs/outputs, the Snowsight link and the model asset's rules."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import load_dag, xcom_value
+from hypothesis import given
+from hypothesis import strategies as st
+
+from airflow_cortex.exceptions import CortexValidationError
+from airflow_cortex.lineage import model_dataset_name, tables_read
+from airflow_cortex.links import CortexSnowsightLink, model_url, query_url, snowsight_base_url
+from airflow_cortex.operators.finetune import CortexFineTuneOperator
+
+# --- which tables a query reads ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT prompt, completion FROM train", ["DB.PUBLIC.TRAIN"]),
+        (
+            "SELECT t.question AS prompt, a.body AS completion FROM raw.tickets t "
+            "JOIN answers a ON a.ticket_id = t.id LEFT JOIN other_db.crm.agents g ON g.id = a.agent_id",
+            ["DB.RAW.TICKETS", "DB.PUBLIC.ANSWERS", "OTHER_DB.CRM.AGENTS"],
+        ),
+        (
+            "WITH recent AS (SELECT * FROM tickets WHERE ts > '2026-01-01'), "
+            "rated AS (SELECT r.* FROM recent r JOIN ratings USING (id)) "
+            "SELECT question AS prompt, answer AS completion FROM rated",
+            ["DB.PUBLIC.TICKETS", "DB.PUBLIC.RATINGS"],
+        ),
+        # A CTE may shadow the table it reads; the outer reference is the CTE, the inner the table.
+        (
+            "WITH train AS (SELECT * FROM train WHERE ok) SELECT prompt, completion FROM train",
+            ["DB.PUBLIC.TRAIN"],
+        ),
+        (
+            'SELECT prompt, completion FROM "Mixed Case"."MyTable" '
+            "WHERE EXISTS (SELECT 1 FROM audit.checked c WHERE c.id = id) "
+            "UNION ALL SELECT prompt, completion FROM (SELECT * FROM extra_pairs) x",
+            ["DB.Mixed Case.MyTable", "DB.AUDIT.CHECKED", "DB.PUBLIC.EXTRA_PAIRS"],
+        ),
+        ("SELECT $1 AS prompt, $2 AS completion FROM @my_stage/pairs.csv", []),
+        ("SELECT prompt, completion FROM db2..train", ["DB2.PUBLIC.TRAIN"]),
+    ],
+)
+def test_tables_read_through_joins_ctes_and_subqueries(sql, expected):
+    assert tables_read(sql, "db", "public") == sorted(expected)
+
+
+def test_unparsable_sql_gives_no_inputs_instead_of_failing(caplog):
+    assert tables_read("SELECT FROM WHERE ((", "DB", "PUBLIC") == []
+    assert "Could not parse the query for lineage" in caplog.text
+
+
+IDENT = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(
+    lambda name: name.upper() not in {"SELECT", "FROM", "JOIN", "ON", "AS", "WITH", "WHERE", "USING"}
+)
+
+
+@given(st.lists(IDENT, min_size=1, max_size=5, unique=True), st.lists(IDENT, max_size=3, unique=True))
+def test_every_joined_table_is_an_input_and_no_cte_is(tables, ctes):
+    ctes = [f"cte_{c}" for c in ctes]
+    with_clause = ""
+    if ctes:
+        with_clause = "WITH " + ", ".join(f"{c} AS (SELECT * FROM {tables[0]})" for c in ctes) + " "
+    sources = ctes + tables
+    joins = " ".join(f"JOIN {name} j{i} ON j{i}.id = s0.id" for i, name in enumerate(sources[1:]))
+    sql = f"{with_clause}SELECT s0.a AS prompt, s0.b AS completion FROM {sources[0]} s0 {joins}"
+    assert sorted(tables_read(sql, "DB", "S")) == sorted(f"DB.S.{t.upper()}" for t in tables)
+
+
+def test_model_names_in_openlineage_form():
+    assert model_dataset_name("CORTEX.PUBLIC.SUPPORT_1") == "CORTEX.PUBLIC.SUPPORT_1"
+    assert model_dataset_name('DB."Ml Models".tuned', "X", "Y") == "DB.Ml Models.TUNED"
+    assert model_dataset_name("tuned", "db", "s") == "DB.S.TUNED"
+
+
+def test_operator_lineage_names_the_tables_read_and_the_model(monkeypatch):
+    extra = {"account": "myorg-analytics", "database": "ML", "warehouse": "WH"}
+    connection = {
+        "conn_type": "snowflake",
+        "login": "u",
+        "password": "p",
+        "schema": "CURATED",
+        "extra": extra,
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_LINEAGE", json.dumps(connection))
+    operator = CortexFineTuneOperator(
+        task_id="finetune",
+        snowflake_conn_id="lineage",
+        model_name="support",
+        base_model="mistral-7b",
+        training_data_query="WITH t AS (SELECT * FROM raw.tickets) "
+        "SELECT t.q AS prompt, a.text AS completion FROM t JOIN answers a ON a.id = t.id",
+        validation_data_query="SELECT q AS prompt, text AS completion FROM holdout",
+    )
+    operator._job_id = "ft_123"
+    operator._result = {"model": "ML.CURATED.SUPPORT_2"}
+    lineage = operator.get_openlineage_facets_on_complete(None)
+    namespace = "snowflake://myorg-analytics"
+    assert [(d.namespace, d.name) for d in lineage.inputs] == [
+        (namespace, "ML.CURATED.ANSWERS"),
+        (namespace, "ML.RAW.TICKETS"),
+        (namespace, "ML.CURATED.HOLDOUT"),
+    ]
+    assert [(d.namespace, d.name) for d in lineage.outputs] == [(namespace, "ML.CURATED.SUPPORT_2")]
+    assert lineage.run_facets["externalQuery"].externalQueryId == "ft_123"
+    assert "FINETUNE(" in lineage.job_facets["sql"].query
+    # Before the job succeeded there is no model to report, but the inputs are known.
+    operator._result = None
+    assert operator.get_openlineage_facets_on_complete(None).outputs == []
+
+
+# --- the Snowsight link -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("account", "region", "expected"),
+    [
+        ("myorg-analytics", None, "https://app.snowflake.com/myorg/analytics"),
+        ("MYORG-ML-PROD", None, "https://app.snowflake.com/myorg/ml_prod"),
+        ("xy12345.eu-central-1", None, "https://app.snowflake.com/eu-central-1/xy12345"),
+        ("xy12345.us-east-2.aws", None, "https://app.snowflake.com/us-east-2.aws/xy12345"),
+        ("xy12345", None, "https://app.snowflake.com/us-west-2/xy12345"),
+        ("xy12345", "ap-southeast-2", "https://app.snowflake.com/ap-southeast-2/xy12345"),
+        ("myorg-analytics.snowflakecomputing.com", None, "https://app.snowflake.com/myorg/analytics"),
+        (None, None, None),
+    ],
+)
+def test_snowsight_home_from_the_account(account, region, expected):
+    assert snowsight_base_url(account, region) == expected
+
+
+def test_snowsight_urls():
+    base = "https://app.snowflake.com/myorg/analytics"
+    assert snowsight_base_url("ignored", override="https://app-myorg-analytics.privatelink.example/") == (
+        "https://app-myorg-analytics.privatelink.example"
+    )
+    assert model_url(base, 'ML."My Models".SUPPORT_1') == (
+        f"{base}/#/data/databases/ML/schemas/My%20Models/model/SUPPORT_1"
+    )
+    assert query_url(base, "01b2-c3") == f"{base}/#/compute/history/queries/01b2-c3/detail"
+    with pytest.raises(ValueError, match="fully qualified"):
+        model_url(base, "SUPPORT_1")
+
+
+@pytest.mark.airflow
+def test_the_link_points_at_the_create_query_then_at_the_model(airflow_db, seeded, cortex_connection):
+    key = CortexSnowsightLink().xcom_key
+    base = "https://app.snowflake.com/us-west-2/cortexemulator"
+
+    started = load_dag("cortex_test_native").test()
+    assert started.state == "success"
+    assert xcom_value(started, "finetune", key=key).startswith(f"{base}/#/compute/history/queries/")
+
+    waited = load_dag("cortex_test_wait_deferred").test()
+    assert waited.state == "success"
+    model = xcom_value(waited, "finetune", key="model")
+    assert model == "CORTEX_TEST.PUBLIC.WAITED_MODEL"
+    assert xcom_value(waited, "finetune", key=key) == (
+        f"{base}/#/data/databases/CORTEX_TEST/schemas/PUBLIC/model/WAITED_MODEL"
+    )
+
+
+def test_operator_declares_the_link():
+    assert [link.name for link in CortexFineTuneOperator.operator_extra_links] == ["Snowsight"]
+
+
+# --- the model asset --------------------------------------------------------------------------
+
+
+def test_model_asset_is_an_outlet_and_needs_a_wait():
+    from airflow.sdk import Asset
+
+    asset = Asset(name="support_versions", uri="snowflake-cortex://support/versions")
+    common = {
+        "task_id": "t",
+        "model_name": "m",
+        "base_model": "mistral-7b",
+        "training_data_query": "SELECT 1",
+    }
+    operator = CortexFineTuneOperator(**common, model_asset=asset)
+    assert asset in operator.outlets
+    with pytest.raises(CortexValidationError, match="Invalid model_asset: needs wait_for_completion=True"):
+        CortexFineTuneOperator(**common, model_asset=asset, wait_for_completion=False)
