@@ -38,6 +38,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_cortex.triggers.finetune"],
             }
         ],
+        "extra-links": ["airflow_cortex.links.CortexSnowsightLink"],
         "hooks": [
             {
                 "integration-name": "Snowflake Cortex Fine-tuning",

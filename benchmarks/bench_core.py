@@ -110,6 +110,31 @@ def main() -> None:
         rows.append(("DESCRIBE round trip (connect, query, close)", f"{describe * 1e3:.1f} ms"))
         rows.append(("logins / queries per hook call", f"{logins:.0f} / {queries:.0f}"))
 
+        # Pre-flight: one query profiles training and validation data together, before CREATE.
+        size = 5_000 if args.quick else 100_000
+        emulator.execute(
+            "CREATE TABLE pairs AS SELECT 'question number ' || i AS prompt, "
+            f"'answer ' || (i % 7) AS completion FROM range({size}) t(i)",
+            database="BENCH",
+            schema="PUBLIC",
+        )
+        request = build_finetune_request(
+            model_name="m",
+            base_model="mistral-7b",
+            training_data_query="SELECT prompt, completion FROM pairs",
+            validation_data_query="SELECT prompt, completion FROM train",
+            max_epochs=2,
+        )
+        before = dict(emulator.counts)
+        profile = per_call(lambda: hook.profile_training_data(request), round_trips)
+        queries = (emulator.counts["queries"] - before.get("queries", 0)) / (round_trips + 1)
+        rows.append(
+            (
+                f"pre-flight profile, {size:,} training + 1,000 validation rows (emulator's DuckDB)",
+                f"{profile * 1e3:.1f} ms, {queries:.0f} query",
+            )
+        )
+
     ours = import_seconds("airflow_cortex.operators.finetune", imports)
     theirs = import_seconds("airflow.providers.common.sql.operators.sql", imports)
     rows.append(("import airflow_cortex.operators.finetune (on top of airflow.sdk)", f"{ours * 1e3:.0f} ms"))

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Run the example DAG end to end on the local Cortex emulator: no Snowflake account needed.
-# Starts the emulator, points the snowflake_default connection at it, runs
-# `airflow dags test cortex_finetune_basic`, and prints the job id, its progress and the
-# tuned model. The full Airflow log is kept in .demo/airflow-dags-test.log.
+# Run the weekly retraining example end to end on the local Cortex emulator: no Snowflake
+# account needed. Starts the emulator, points the snowflake_default connection at it, fills the
+# demo support_tickets table, runs `airflow dags test cortex_weekly_retraining` (pre-flight
+# checks and cost estimate, fine-tune with a deferred wait, evaluation with COMPLETE, promotion)
+# and then the registry DAG the new model's asset event schedules, printing the job id, its
+# progress, the tuned model and the decision. Full Airflow logs are kept in .demo/.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -16,6 +18,7 @@ export AIRFLOW_HOME="$WORK/airflow-home"
 export AIRFLOW__CORE__DAGS_FOLDER="$ROOT/dags_examples"
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export CORTEX_EXAMPLE_CONN_ID=snowflake_default
+export CORTEX_EXAMPLE_POLL_SECONDS=2
 
 echo "==> preparing an Airflow metadata database in $AIRFLOW_HOME" >&2
 "$VENV/bin/airflow" db migrate > "$WORK/airflow-db-migrate.log" 2>&1
@@ -35,12 +38,19 @@ head -n 1 "$WORK/emulator.log" >&2
 AIRFLOW_CONN_SNOWFLAKE_DEFAULT="$(cat "$WORK/connection.json")"
 export AIRFLOW_CONN_SNOWFLAKE_DEFAULT
 
-echo "==> airflow dags test cortex_finetune_basic" >&2
-status=0
-"$VENV/bin/airflow" dags test cortex_finetune_basic > "$WORK/airflow-dags-test.log" 2>&1 || status=$?
+echo "==> filling the demo support_tickets table" >&2
+"$VENV/bin/python" "$ROOT/dags_examples/support_tickets_demo.py" --conn-id snowflake_default --weeks 3 \
+    > "$WORK/seed.log" 2>&1 || { cat "$WORK/seed.log" >&2; exit 1; }
+tail -n 1 "$WORK/seed.log" >&2
 
-grep -E "Cortex fine-tuning job created|Fine-tuning job .*progress|Tuned model:|Invalid |failed:|DagRun Finished" \
-    "$WORK/airflow-dags-test.log" \
-    | sed -E 's/^[0-9T:.-]+Z \[[a-z ]+\] +//; s/ \[airflow[^]]*\] loc=.*$//; s/, run_start_date=.*(state=[a-z]+).*$/, \1/'
-echo "Full log: $WORK/airflow-dags-test.log" >&2
+status=0
+for dag_id in cortex_weekly_retraining cortex_support_model_registry; do
+    echo "==> airflow dags test $dag_id" >&2
+    "$VENV/bin/airflow" dags test "$dag_id" > "$WORK/$dag_id.log" 2>&1 || status=$?
+    grep -E "Examples for the week|Estimated cost|Within budget|Cortex fine-tuning job created|Fine-tuning job .*progress|Tuned model:|Asset event|Evaluated on|Promoted|Kept|Registered model version|Pre-flight|^- |Invalid |failed:|DagRun Finished" \
+        "$WORK/$dag_id.log" \
+        | sed -E 's/^[0-9T:.-]+Z \[[a-z ]+\] +//; s/ \[airflow[^]]*\] loc=.*$//; s/, run_start_date=.*(state=[a-z]+).*$/, \1/'
+    echo "Full log: $WORK/$dag_id.log" >&2
+    [ "$status" -eq 0 ] || break
+done
 exit "$status"

@@ -22,6 +22,9 @@ def test_provider_info_is_registered_and_valid():
         for item in info[section]:
             for module in item["python-modules"]:
                 __import__(module)
+    for path in info["extra-links"]:
+        module, _, name = path.rpartition(".")
+        assert getattr(__import__(module, fromlist=[name]), name).name == "Snowsight"
 
 
 def test_airflow_lists_the_provider(airflow_db):

@@ -372,7 +372,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         if self.model_asset is not None:
             extra = {key: self._result[key] for key in ASSET_EXTRA_KEYS}
             context["outlet_events"][self.model_asset].extra.update(extra)
-            self.log.info("Asset event for %s: %s", self.model_asset, extra)
+            self.log.info("Asset event for %s: %s", self.model_asset.name, extra)
 
     def _check_data(self, request: FineTuneRequest, context: Context) -> None:
         """The pre-flight checks and the budget: raise before CREATE if the data would waste money."""
