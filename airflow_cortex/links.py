@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
+from airflow.providers.common.compat.sdk import BaseOperatorLink
 
 from airflow_cortex.names import parse_model_name
 
@@ -78,5 +78,7 @@ class CortexSnowsightLink(BaseOperatorLink):
         known = getattr(operator, "_snowsight_url", None)
         if known is not None:
             return str(known)
+        from airflow.providers.common.compat.sdk import XCom  # only where a task runs
+
         value = XCom.get_value(ti_key=ti_key, key=self.xcom_key)
         return str(value) if value else ""

@@ -115,10 +115,15 @@ def test_valid_create_hands_finetune_the_original_text(
     assert call.operation == "CREATE"
     assert call.arguments[:4] == (name, "llama3.1-8b", query, validation)
     assert cortex_emulator.counts["queries"] == queries_before + 1  # one statement, nothing else ran
-    # and the emulator could run the query: the prompt it read is the prompt we wrote
+    # and the emulator could run the queries: the pairs it read are the text we wrote
     job = cortex_emulator.engine.job(job_id)
-    assert job.error is None, job.error
     assert parse_model_name(name).raw == job.model_name.raw
+    if not prompt.strip(" ") or not tail.strip(" "):  # a blank prompt or completion teaches nothing
+        assert "is empty" in job.error[1]
+        return
+    assert job.error is None, job.error
+    assert job.training.pairs == ((prompt, "c"),)
+    assert job.validation.pairs == (("p", tail),)
 
 
 @given(query=st.text())

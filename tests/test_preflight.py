@@ -10,16 +10,14 @@ from hypothesis import strategies as st
 from airflow_cortex.base_models import KNOWN_BASE_MODELS
 from airflow_cortex.exceptions import CortexBudgetExceededError, CortexDataCheckError, CortexValidationError
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
-from airflow_cortex.preflight import (
+from airflow_cortex.preflight import PreflightChecks, resolve_checks, validate_budget
+from airflow_cortex.profiling import (
     DataProfile,
     Estimate,
-    PreflightChecks,
     check_budget,
     data_problems,
     evaluate,
     profile_statement,
-    resolve_checks,
-    validate_budget,
 )
 from airflow_cortex.statements import build_finetune_request
 

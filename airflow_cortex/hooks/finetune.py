@@ -15,13 +15,9 @@ from airflow_cortex.exceptions import (
     CortexJobNotFoundError,
     CortexTransientError,
 )
-from airflow_cortex.preflight import (
-    DEFAULT_CHARS_PER_TOKEN,
-    TEXT_TYPES,
-    DataProfile,
-    probe_statement,
-    profile_statement,
-)
+from airflow_cortex.links import snowsight_base_url
+from airflow_cortex.preflight import DEFAULT_CHARS_PER_TOKEN
+from airflow_cortex.profiling import TEXT_TYPES, DataProfile, probe_statement, profile_statement
 from airflow_cortex.reattach import request_matches_job
 from airflow_cortex.results import FineTuneJob, FineTuneJobSummary, parse_show
 from airflow_cortex.statements import (
@@ -214,6 +210,12 @@ class CortexFineTuneHook(SnowflakeHook):
         if not rows:
             raise CortexFineTuneError(f"FINETUNE('{action}') returned no row", job_id=job_id)
         return rows[0][0]
+
+    def snowsight_base_url(self) -> str | None:
+        """Snowsight's address for this connection's account (see :mod:`airflow_cortex.links`)."""
+        params = self._get_conn_params()
+        override = self.get_connection(self.snowflake_conn_id).extra_dejson.get("snowsight_url")
+        return snowsight_base_url(params.get("account"), params.get("region"), override)
 
     # --- pre-flight -------------------------------------------------------------------------
 

@@ -11,15 +11,9 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin,
 
 from airflow_cortex.base_models import validate_base_model
 from airflow_cortex.exceptions import CortexFineTuneError, CortexJobNotFoundError, CortexValidationError
-from airflow_cortex.links import CortexSnowsightLink, model_url, query_url, snowsight_base_url
+from airflow_cortex.links import CortexSnowsightLink, model_url, query_url
 from airflow_cortex.names import parse_model_name
-from airflow_cortex.preflight import (
-    PreflightChecks,
-    check_budget,
-    evaluate,
-    resolve_checks,
-    validate_budget,
-)
+from airflow_cortex.preflight import PreflightChecks, resolve_checks, validate_budget
 from airflow_cortex.reattach import CLOCK_SKEW_SECONDS, ExistingJobPolicy, validate_policy
 from airflow_cortex.results import FineTuneStatus
 from airflow_cortex.statements import normalize_options
@@ -239,6 +233,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
     # --- running ----------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
+        self._snowsight_url = ""  # nothing to link to until CREATE has run
         try:
             self.execute_resumable(context)
         finally:
@@ -274,7 +269,6 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         return self._request
 
     def submit_job(self, context: Context) -> str:
-        self._snowsight_url = ""  # no job yet, nothing to link to
         request = self._build_request()
         earlier = self._find_unrecorded_job(request, context)
         if earlier is not None:
@@ -376,6 +370,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
 
     def _check_data(self, request: FineTuneRequest, context: Context) -> None:
         """The pre-flight checks and the budget: raise before CREATE if the data would waste money."""
+        from airflow_cortex.profiling import check_budget, evaluate
+
         checks = self.preflight_checks
         epochs = request.options.get("max_epochs")
         budget = validate_budget(self.max_trained_tokens, epochs)
@@ -396,12 +392,9 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
             )
 
     def _snowsight_base(self) -> str | None:
-        """Snowsight's URL for the connection's account; never fails the task over a link."""
+        """Snowsight's URL for the connection's account; a link never fails the task."""
         try:
-            connection = self.hook.get_connection(self.snowflake_conn_id)
-            extra = connection.extra_dejson
-            params = self.hook._get_conn_params()
-            return snowsight_base_url(params.get("account"), params.get("region"), extra.get("snowsight_url"))
+            return self.hook.snowsight_base_url()
         except Exception:
             self.log.debug("No Snowsight link: the connection's account could not be read", exc_info=True)
             return None
