@@ -68,6 +68,21 @@ def seeded(cortex_emulator):
     return cortex_emulator
 
 
+def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> str:
+    """Run ``python <args>`` (e.g. ``-m airflow dags test ...``); return its output, failing on error."""
+    result = subprocess.run(
+        [sys.executable, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-5000:]
+    return output
+
+
+def emulator_env(connection: str) -> dict[str, str]:
+    """Environment pointing the example DAGs' ``snowflake_default`` at an emulator process."""
+    return {"AIRFLOW_CONN_SNOWFLAKE_DEFAULT": connection, "CORTEX_EXAMPLE_CONN_ID": "snowflake_default"}
+
+
 def load_dag(dag_id: str):
     """The DAG object, parsed from the test dags folder as the scheduler would."""
     from airflow.dag_processing.dagbag import DagBag

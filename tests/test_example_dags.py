@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
-from conftest import EXAMPLES, load_dag, task_states, xcom_value
+from conftest import EXAMPLES, emulator_env, load_dag, run_cli, task_states, xcom_value
 
 from airflow_cortex.testing.process import EmulatorProcess
 
@@ -43,22 +39,11 @@ def test_basic_example_runs_end_to_end(airflow_db, cortex_emulator, cortex_conne
 
 
 def test_airflow_dags_test_cli_against_the_emulator_cli(airflow_db):
-    """The path the README's demo command takes: two processes, one connection variable."""
+    """The two-process path: the emulator's command line, and one connection variable."""
     with EmulatorProcess("--pending-seconds", "0.3", "--training-seconds", "1") as emulator:
-        env = {
-            **os.environ,
-            "AIRFLOW_CONN_SNOWFLAKE_DEFAULT": emulator.connection,
-            "CORTEX_EXAMPLE_CONN_ID": "snowflake_default",
-        }
-        result = subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "test", "cortex_finetune_basic"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
+        output = run_cli(
+            "-m", "airflow", "dags", "test", "cortex_finetune_basic", env=emulator_env(emulator.connection)
         )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
     assert "Cortex fine-tuning job created: ft_" in output
     assert "IN_PROGRESS, progress" in output
     assert "Tuned model: CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT" in output

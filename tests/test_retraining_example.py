@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from datetime import date, datetime, timezone
 
 import pytest
-from conftest import EXAMPLES, load_dag, task_states, xcom_value
+from conftest import EXAMPLES, emulator_env, load_dag, run_cli, task_states, xcom_value
 
 from airflow_cortex.testing.process import EmulatorProcess
 
@@ -142,35 +140,14 @@ def test_an_empty_week_stops_before_any_job(airflow_db, cortex_emulator, example
 def test_airflow_dags_test_cli_runs_the_pipeline_and_the_registry(airflow_db):
     """What the README's first command does: emulator and Airflow in separate processes."""
     with EmulatorProcess("--pending-seconds", "0.3", "--training-seconds", "1") as emulator:
-        env = {
-            **os.environ,
-            "AIRFLOW_CONN_SNOWFLAKE_DEFAULT": emulator.connection,
-            "CORTEX_EXAMPLE_CONN_ID": "snowflake_default",
-        }
-        seeded = subprocess.run(
-            [sys.executable, str(EXAMPLES / "support_tickets_demo.py"), "--weeks", "3"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert seeded.returncode == 0, seeded.stderr[-3000:]
-        outputs = []
-        for dag_id in ("cortex_weekly_retraining", "cortex_support_model_registry"):
-            result = subprocess.run(
-                [sys.executable, "-m", "airflow", "dags", "test", dag_id],
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            output = result.stdout + result.stderr
-            assert result.returncode == 0, output[-5000:]
-            assert "state=success" in output
-            outputs.append(output)
-    pipeline, registry = outputs
+        env = emulator_env(emulator.connection)
+        run_cli(str(EXAMPLES / "support_tickets_demo.py"), "--weeks", "3", env=env)
+        pipeline = run_cli("-m", "airflow", "dags", "test", "cortex_weekly_retraining", env=env)
+        registry = run_cli("-m", "airflow", "dags", "test", "cortex_support_model_registry", env=env)
+    assert "state=success" in pipeline
     assert "Estimated cost:" in pipeline
     assert "Cortex fine-tuning job created: ft_" in pipeline
     assert "Tuned model: CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT_" in pipeline
     assert "Promoted CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT_" in pipeline
+    assert "state=success" in registry
     assert "Registered model version CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT_" in registry
