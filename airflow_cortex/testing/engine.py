@@ -128,7 +128,7 @@ class DataSummary:
             tokens += min(estimate_tokens(prompt_text), prompt_limit)
             tokens += min(estimate_tokens(completion_text), completion_limit)
             completions.add(completion_text)
-            vocabulary.update(completion_text.lower().split())
+            vocabulary.update(words(completion_text))
         return cls(count, tokens, len(completions), frozenset(vocabulary), tuple(pairs))
 
 

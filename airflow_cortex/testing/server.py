@@ -40,7 +40,10 @@ from airflow_cortex.testing.engine import Clock, CortexEngine, EmulatedSnowflake
 from airflow_cortex.testing.network import Faults, NetworkEdge
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from types import TracebackType
+
+    EngineCall = Callable[[list[Any], str | None, str | None], str | None]
 
 _UDF_NAME = "_airflow_cortex_finetune"
 _COMPLETE_UDF_NAME = "_airflow_cortex_complete"
@@ -231,24 +234,28 @@ class CortexEmulator:
         from duckdb.func import FunctionNullHandling
         from duckdb.sqltypes import VARCHAR
 
-        def finetune_udf(payload: str) -> str:
-            *arguments, database, schema = json.loads(payload)
-            try:
-                return self.engine.call(arguments, database, schema)
-            except EmulatedSnowflakeError as error:
-                raise _FlaggedError(error) from None
+        def engine_function(engine_call: EngineCall) -> Callable[[str], str | None]:
+            """A DuckDB function handing its arguments and the session's database/schema to the engine."""
 
-        def complete_udf(payload: str) -> str | None:
-            *arguments, database, schema = json.loads(payload)
-            try:
-                return self.engine.complete(arguments, database, schema)
-            except EmulatedSnowflakeError as error:
-                raise _FlaggedError(error) from None
+            def function(payload: str) -> str | None:
+                *arguments, database, schema = json.loads(payload)
+                try:
+                    return engine_call(arguments, database, schema)
+                except EmulatedSnowflakeError as error:
+                    raise _FlaggedError(error) from None
 
-        duck_conn.create_function(_UDF_NAME, finetune_udf, [VARCHAR], VARCHAR, side_effects=True)
+            return function
+
+        duck_conn.create_function(
+            _UDF_NAME, engine_function(self.engine.call), [VARCHAR], VARCHAR, side_effects=True
+        )
         # SPECIAL: COMPLETE of a NULL prompt is NULL, which DuckDB's default would reject.
         duck_conn.create_function(
-            _COMPLETE_UDF_NAME, complete_udf, [VARCHAR], VARCHAR, null_handling=FunctionNullHandling.SPECIAL
+            _COMPLETE_UDF_NAME,
+            engine_function(self.engine.complete),
+            [VARCHAR],
+            VARCHAR,
+            null_handling=FunctionNullHandling.SPECIAL,
         )
         duck_conn.execute("ATTACH IF NOT EXISTS ':memory:' AS snowflake")
         duck_conn.execute("CREATE SCHEMA IF NOT EXISTS snowflake.cortex")
