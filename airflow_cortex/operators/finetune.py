@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from contextlib import suppress
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
@@ -279,7 +280,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         if store is not None and self.existing_job_policy != "always_create":
             store.set(INTENT_KEY, {"at": time.time(), "try_number": context["ti"].try_number})
         job_id = self._adopt(self.hook.submit_finetune_request(request), context)
-        if (base := self._snowsight_base()) and self.hook.last_query_id:
+        if (base := self._snowsight_base) and self.hook.last_query_id:
             CortexSnowsightLink.persist(self, context, query_url(base, self.hook.last_query_id))
         return job_id
 
@@ -361,7 +362,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
     def _conclude(self, job: FineTuneJob, context: Context) -> None:
         self._concluded = True
         self._result = report_success(require_success(job), context["ti"], self.log)
-        if job.model and (base := self._snowsight_base()):
+        if job.model and (base := self._snowsight_base):
             CortexSnowsightLink.persist(self, context, model_url(base, job.model))
         if self.model_asset is not None:
             extra = {key: self._result[key] for key in ASSET_EXTRA_KEYS}
@@ -391,8 +392,9 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
                 "Within budget: %s of max_trained_tokens=%s", f"{estimate.trained_tokens:,}", f"{budget:,}"
             )
 
+    @cached_property
     def _snowsight_base(self) -> str | None:
-        """Snowsight's URL for the connection's account; a link never fails the task."""
+        """Snowsight's URL for the connection's account, read once; a link never fails the task."""
         try:
             return self.hook.snowsight_base_url()
         except Exception:
