@@ -20,7 +20,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, XComArg, task
-from support_tickets_demo import TOPICS
 
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
 from airflow_cortex.literals import sql_string_literal
@@ -29,6 +28,14 @@ from airflow_cortex.operators.finetune import CortexFineTuneOperator
 CONN_ID = os.environ.get("CORTEX_EXAMPLE_CONN_ID", "snowflake_default")
 POLL_SECONDS = float(os.environ.get("CORTEX_EXAMPLE_POLL_SECONDS", "2"))
 WAIT_LIMIT = timedelta(hours=6)
+
+TOPICS = [
+    ("reset my password", "Open Settings > Security, choose Reset password and follow the emailed link."),
+    ("change my billing address", "Go to Billing > Details, edit the address and press Save."),
+    ("export my data", "Use Account > Export; the archive arrives by email within an hour."),
+    ("delete my account", "Write to support from the account's address; deletion completes in 30 days."),
+    ("add a team member", "Open Team > Invite, enter their email and pick a role."),
+]
 
 
 @task
