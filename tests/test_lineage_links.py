@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import load_dag, xcom_value
+from conftest import emulator_env, load_dag, run_cli, xcom_value
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -13,6 +13,7 @@ from airflow_cortex.exceptions import CortexValidationError
 from airflow_cortex.lineage import model_dataset_name, tables_read
 from airflow_cortex.links import CortexSnowsightLink, model_url, query_url, snowsight_base_url
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
+from airflow_cortex.testing.process import EmulatorProcess
 
 # --- which tables a query reads ---------------------------------------------------------------
 
@@ -187,3 +188,28 @@ def test_model_asset_is_an_outlet_and_needs_a_wait():
     assert asset in operator.outlets
     with pytest.raises(CortexValidationError, match="Invalid model_asset: needs wait_for_completion=True"):
         CortexFineTuneOperator(**common, model_asset=asset, wait_for_completion=False)
+
+
+@pytest.mark.airflow
+def test_the_openlineage_listener_reports_the_operators_lineage(airflow_db, tmp_path):
+    """Through the OpenLineage provider's own listener, as a deployment would run it."""
+    events_file = tmp_path / "events.jsonl"
+    transport = {"type": "file", "log_file_path": str(events_file), "append": True}
+    with EmulatorProcess("--pending-seconds", "0.3", "--training-seconds", "1") as emulator:
+        env = {
+            **emulator_env(emulator.connection),
+            "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport),
+            "AIRFLOW__OPENLINEAGE__NAMESPACE": "cortex-tests",
+        }
+        run_cli("-m", "airflow", "dags", "test", "cortex_finetune_basic", env=env)
+    events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
+    (complete,) = [
+        e
+        for e in events
+        if e["eventType"] == "COMPLETE" and e["job"]["name"] == "cortex_finetune_basic.finetune"
+    ]
+    assert [d["name"] for d in complete["inputs"]] == ["CORTEX_DEMO.PUBLIC.SUPPORT_TICKETS"]
+    assert [d["name"] for d in complete["outputs"]] == ["CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT"]
+    assert complete["inputs"][0]["namespace"].startswith("snowflake://")
+    assert complete["run"]["facets"]["externalQuery"]["externalQueryId"].startswith("ft_")
+    assert "FINETUNE(" in complete["job"]["facets"]["sql"]["query"]
