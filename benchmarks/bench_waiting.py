@@ -57,7 +57,7 @@ def _rss_mb() -> float:
 # --- 1. one job, each mode -------------------------------------------------------------------
 
 
-def one_job_per_mode(poll: float) -> list[tuple[str, int, int, int, int]]:
+def one_job_per_mode(poll: float) -> list[tuple[str, int, int, int, int, int]]:
     from airflow.providers.common.compat.sdk import TaskDeferred
 
     from airflow_cortex.operators.finetune import CortexFineTuneOperator
@@ -80,12 +80,15 @@ def one_job_per_mode(poll: float) -> list[tuple[str, int, int, int, int]]:
                 emulator.counts["queries"],
                 calls("DESCRIBE"),
                 calls("CREATE"),
+                len(emulator.engine.calls),
             )
             run()
             logins = emulator.counts["logins"] - before[0]
             queries = emulator.counts["queries"] - before[1]
             polls, creates = calls("DESCRIBE") - before[2], calls("CREATE") - before[3]
-            rows.append((label, polls, logins, queries, creates))
+            finetune_calls = len(emulator.engine.calls) - before[4]
+            checks = queries - finetune_calls  # the statements that are not FINETUNE: the pre-flight profile
+            rows.append((label, polls, logins, queries, creates, checks))
 
         def operator(deferrable: bool, wait: bool = True) -> CortexFineTuneOperator:
             return CortexFineTuneOperator(
@@ -263,11 +266,15 @@ def main() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
     print(f"One job waited to completion (poll interval {poll:.1f} s)")
-    print(f"{'mode':<44} {'polls':>6} {'logins':>7} {'queries':>8} {'queries/poll':>13} {'logins/poll':>12}")
-    for label, polls, logins, queries, creates in one_job_per_mode(poll):
-        per_poll = f"{(queries - creates) / polls:.2f}" if polls else "-"
+    print(
+        f"{'mode':<44} {'polls':>6} {'logins':>7} {'queries':>8} {'pre-flight':>11} {'queries/poll':>13} "
+        f"{'logins/poll':>12}"
+    )
+    for label, polls, logins, queries, creates, checks in one_job_per_mode(poll):
+        per_poll = f"{(queries - creates - checks) / polls:.2f}" if polls else "-"
         logins_per_poll = f"{logins / polls:.2f}" if polls else "-"
-        print(f"{label:<44} {polls:>6} {logins:>7} {queries:>8} {per_poll:>13} {logins_per_poll:>12}")
+        counts = f"{polls:>6} {logins:>7} {queries:>8} {checks:>11}"
+        print(f"{label:<44} {counts} {per_poll:>13} {logins_per_poll:>12}")
 
     print()
     print(
