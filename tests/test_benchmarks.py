@@ -32,8 +32,11 @@ def test_core_benchmark_runs_and_prints_its_table():
 
 def test_waiting_benchmark_runs_and_shows_one_login_for_all_triggers():
     lines = _quick_run("bench_waiting.py").stdout.splitlines()
-    worker = next(line for line in lines if line.startswith("operator, worker wait"))
-    assert worker.split()[-4] == "1"  # logins: CREATE and every poll on one session
+    worker = next(line for line in lines if line.startswith("operator, worker wait")).split()
+    # columns from the right: logins/poll, queries/poll, pre-flight, queries, logins, polls
+    assert worker[-5] == "1"  # logins: the profile, CREATE and every poll on one session
+    assert worker[-3] == "1"  # one pre-flight query
+    assert worker[-2] == "1.00"  # and one query per poll besides
     header = lines.index(next(line for line in lines if line.strip().startswith("N ")))
     scale = [line for line in lines[header + 1 :] if line.split() and line.split()[0].isdigit()]
     assert len(scale) == 2
