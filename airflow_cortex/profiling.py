@@ -87,9 +87,9 @@ def _part_sql(prefix: str, query: str, spec: BaseModelSpec | None, chars_per_tok
 def profile_statement(request: FineTuneRequest, chars_per_token: float = DEFAULT_CHARS_PER_TOKEN) -> str:
     """One query returning one row that profiles the training and validation data together."""
     spec = KNOWN_BASE_MODELS.get(request.base_model)
-    parts = [_part_sql("T", request.training_data_query, spec, chars_per_token)]
-    if request.validation_data_query is not None:
-        parts.append(_part_sql("V", request.validation_data_query, spec, chars_per_token))
+    parts = [
+        _part_sql(PARTS[parameter], query, spec, chars_per_token) for parameter, query in request.data_queries
+    ]
     return "SELECT *\nFROM " + "\nCROSS JOIN ".join(parts)
 
 

@@ -34,6 +34,14 @@ class FineTuneRequest:
     validation_data_query: str | None
     options: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def data_queries(self) -> list[tuple[str, str]]:
+        """``(parameter, query)`` for the training query and, if given, the validation query."""
+        queries = [("training_data_query", self.training_data_query)]
+        if self.validation_data_query is not None:
+            queries.append(("validation_data_query", self.validation_data_query))
+        return queries
+
 
 def build_finetune_request(
     *,

@@ -238,17 +238,11 @@ class CortexFineTuneHook(SnowflakeHook):
             raise self._explain_unreadable(request, error) from error
         values = dict(zip((name.upper() for name, _ in columns), rows[0] if rows else (), strict=False))
         types = {name.upper(): type_name for name, type_name in columns}
-        parameters = ["training_data_query"]
-        if request.validation_data_query is not None:
-            parameters.append("validation_data_query")
-        return [DataProfile.from_row(parameter, values, types) for parameter in parameters]
+        return [DataProfile.from_row(parameter, values, types) for parameter, _ in request.data_queries]
 
     def _explain_unreadable(self, request: FineTuneRequest, error: CortexFineTuneError) -> Exception:
         problems = []
-        queries = [("training_data_query", request.training_data_query)]
-        if request.validation_data_query is not None:
-            queries.append(("validation_data_query", request.validation_data_query))
-        for parameter, query in queries:
+        for parameter, query in request.data_queries:
             try:
                 columns, _ = self._query(probe_statement(query), action=f"Reading {parameter}")
             except CortexTransientError:
