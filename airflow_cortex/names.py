@@ -15,6 +15,8 @@ from airflow_cortex.exceptions import CortexValidationError
 
 MAX_IDENTIFIER_LENGTH = 255
 _UNQUOTED = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+# Warehouses, databases, schemas and roles follow Snowflake's general rule, looser than models'.
+_SESSION_UNQUOTED = re.compile(r"[A-Za-z_][A-Za-z0-9_$]*")
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,39 @@ def parse_model_name(value: object, parameter: str = "model_name") -> ModelName:
                 parameter, "has more than three parts; the most is database.schema.name", value
             )
     return ModelName(raw=value, parts=tuple(parts))
+
+
+def parse_identifier(value: object, parameter: str) -> str | None:
+    """Check a session override (warehouse, database, schema, role): one identifier or ``None``.
+
+    The connector hands these to Snowflake as names, not SQL, but a value like
+    ``PUBLIC; DROP ...`` is still a typo or an attack that Snowflake would only reject after a
+    login; here it fails before any, naming the parameter.
+    """
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise CortexValidationError(parameter, f"must be a string, not {type(value).__name__}", value)
+    if value.startswith('"'):
+        end = _read_part(value, 0, parameter, 1)[1]
+    else:
+        match = _SESSION_UNQUOTED.match(value)
+        if match is None:
+            raise CortexValidationError(
+                parameter,
+                "must start with a letter or '_', or be enclosed in double quotes",
+                value,
+            )
+        end = match.end()
+        _check_length(value[:end], parameter, 1, value)
+    if end != len(value):
+        raise CortexValidationError(
+            parameter,
+            f"must be a single identifier, but {value[end]!r} follows it at position {end} "
+            "(enclose an identifier with other characters in double quotes)",
+            value,
+        )
+    return value
 
 
 def _read_part(value: str, pos: int, parameter: str, index: int) -> tuple[IdentifierPart, int]:

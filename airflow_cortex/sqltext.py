@@ -44,6 +44,7 @@ class Lexeme:
 # Where the next lexeme that matters may start; everything before it is plain text.
 _SPECIAL = re.compile(r"--|//|/\*|;|'|\"|\$\$")
 _QUOTE_OR_BACKSLASH = re.compile(r"['\\]")
+_PARENS = re.compile(r"[()]")
 _QUOTE_NAMES = {"'": "string literal", '"': "quoted identifier", "$$": "$$ string"}
 
 
@@ -123,6 +124,11 @@ class QueryShape:
     """The text ends inside a ``--`` or ``//`` comment (no newline after it)."""
     unterminated: str | None
     """What is left open at the end (a string, identifier or comment), with its offset."""
+    stray_close: int | None = None
+    """Offset of the first ``)`` that closes nothing the text opened: inside FINETUNE's
+    ``FROM (<query>)`` it would close the wrapper and turn the rest into other SQL."""
+    open_parens: int = 0
+    """How many ``(`` are never closed."""
 
 
 def scan_query(text: str) -> QueryShape:
@@ -130,6 +136,8 @@ def scan_query(text: str) -> QueryShape:
     has_code = code_after_separator = trailing_separator = ends_in_line_comment = False
     seen_separator = False
     unterminated: str | None = None
+    stray_close: int | None = None
+    depth = 0
     for lexeme in lex(text):
         if lexeme.kind == SEPARATOR:
             seen_separator = trailing_separator = True
@@ -137,6 +145,11 @@ def scan_query(text: str) -> QueryShape:
             has_code = True
             trailing_separator = False
             code_after_separator = code_after_separator or seen_separator
+            if lexeme.kind == TEXT:
+                for paren in _PARENS.finditer(text, lexeme.start, lexeme.end):
+                    depth += 1 if paren.group() == "(" else -1
+                    if depth < 0 and stray_close is None:
+                        stray_close = paren.start()
         elif lexeme.kind == LINE_COMMENT:
             ends_in_line_comment = lexeme.end == len(text) and not text.endswith("\n")
         unterminated = lexeme.unterminated or unterminated
@@ -146,4 +159,6 @@ def scan_query(text: str) -> QueryShape:
         trailing_separator=trailing_separator,
         ends_in_line_comment=ends_in_line_comment,
         unterminated=unterminated,
+        stray_close=stray_close,
+        open_parens=max(depth, 0) if stray_close is None else 0,
     )

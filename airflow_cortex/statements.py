@@ -92,6 +92,19 @@ def validate_query(value: object, parameter: str, hint: str = "") -> str:
             "(build the data in an upstream task and select from it here)",
             value,
         )
+    if shape.stray_close is not None:
+        raise CortexValidationError(
+            parameter,
+            f"closes a parenthesis it never opened (offset {shape.stray_close}): Snowflake wraps the "
+            'query as SELECT "PROMPT", "COMPLETION" FROM (<query>), and that ")" would close the wrapper',
+            value,
+        )
+    if shape.open_parens:
+        raise CortexValidationError(
+            parameter,
+            f"leaves {shape.open_parens} parenthesis(es) open, so it is not a complete query",
+            value,
+        )
     if shape.trailing_separator:
         raise CortexValidationError(
             parameter,

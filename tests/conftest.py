@@ -12,6 +12,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,20 @@ def task_states(run) -> dict[str, str]:
             )
         ).all()
     return {task_id: str(state) for task_id, state in rows}
+
+
+def once_training(emulator, action) -> threading.Thread:
+    """Call ``action(job_id)`` from another thread as soon as the newest job is IN_PROGRESS."""
+
+    def watch() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            jobs = emulator.engine.show()
+            if jobs and jobs[0]["status"] == "IN_PROGRESS":
+                action(jobs[0]["id"])
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    return watcher

@@ -13,36 +13,13 @@ import sqlglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from snowflake.connector.errors import ProgrammingError
+from strategies import any_text, model_names
 
 from airflow_cortex.exceptions import CortexValidationError
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
 from airflow_cortex.literals import sql_string_literal
-from airflow_cortex.names import IdentifierPart, parse_model_name
+from airflow_cortex.names import parse_model_name
 from airflow_cortex.statements import build_finetune_request, create_statement, describe_statement
-
-# Text a DAG might render, weighted towards what breaks naive encoders.
-NASTY = [
-    "'",
-    "''",
-    "\\",
-    "\\'",
-    "\\\\",
-    "$$",
-    "--",
-    "//",
-    "/*",
-    "*/",
-    ";",
-    "\n",
-    "\r\n",
-    "\t",
-    "\x00",
-    '"',
-    "é",
-    "😀",
-]
-nasty_text = st.lists(st.one_of(st.sampled_from(NASTY), st.text(max_size=5)), max_size=20).map("".join)
-any_text = st.one_of(st.text(), nasty_text)
 
 
 @given(any_text)
@@ -84,12 +61,6 @@ def test_any_text_reaches_finetune_exactly(connector, cortex_emulator, text):
     assert len(cortex_emulator.engine.calls) == calls_before + 1
     assert _last_call(cortex_emulator).operation == "DESCRIBE"
     assert _last_call(cortex_emulator).arguments == (job_id,)
-
-
-quoted_part = st.text(min_size=1, max_size=40).filter(lambda t: "\x00" not in t)
-unquoted_part = st.from_regex(r"[A-Za-z][A-Za-z0-9_]{0,20}", fullmatch=True)
-name_part = st.one_of(unquoted_part, quoted_part.map(lambda t: IdentifierPart(t, True).sql()))
-model_names = st.lists(name_part, min_size=1, max_size=3).map(".".join)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from airflow_cortex.exceptions import CortexValidationError
-from airflow_cortex.names import MAX_IDENTIFIER_LENGTH, IdentifierPart, parse_model_name
+from airflow_cortex.names import MAX_IDENTIFIER_LENGTH, IdentifierPart, parse_identifier, parse_model_name
 
 
 @pytest.mark.parametrize(
@@ -80,3 +82,27 @@ def test_any_quoted_identifier_round_trips(texts):
     name = parse_model_name(raw)
     assert [p.text for p in name.parts] == texts
     assert all(p.quoted for p in name.parts)
+
+
+@pytest.mark.parametrize(
+    "value", [None, "", "PUBLIC", "_etl_wh", "wh$1", '"My ""odd"" DB"', "a" * MAX_IDENTIFIER_LENGTH]
+)
+def test_session_overrides_accept_one_identifier(value):
+    assert parse_identifier(value, "schema") == (value or None)
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ("PUBLIC; DROP TABLE t", "must be a single identifier, but ';' follows it at position 6"),
+        ("db.schema", "must be a single identifier, but '.' follows it"),
+        ('"open', "unterminated quoted identifier"),
+        ("1abc", "must start with a letter or '_'"),
+        ("a" * (MAX_IDENTIFIER_LENGTH + 1), "identifiers are at most 255"),
+        (42, "must be a string, not int"),
+    ],
+)
+def test_session_overrides_name_the_rule(value, rule):
+    with pytest.raises(CortexValidationError, match=re.escape(rule)) as info:
+        parse_identifier(value, "warehouse")
+    assert info.value.parameter == "warehouse"

@@ -94,3 +94,21 @@ def test_lexeme_kinds():
         ("text", " "),
         ("quoted", "$$e$$"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("text", "stray_close", "open_parens"),
+    [
+        ("SELECT f(a, (b)) AS prompt FROM (SELECT 1)", None, 0),
+        ("SELECT ')' AS p, \")\" AS c, $$)$$ FROM t /* ) */ -- )\n", None, 0),
+        ("SELECT a FROM t) UNION ALL (SELECT b", 15, 0),
+        ("SELECT a FROM t) x JOIN (SELECT 1", 15, 0),
+        ("SELECT (a FROM t", None, 1),
+        ("SELECT ((a) FROM t", None, 1),
+        (")(", 0, 0),
+    ],
+)
+def test_parentheses_must_stay_inside_the_wrapper(text, stray_close, open_parens):
+    shape = scan_query(text)
+    assert shape.stray_close == stray_close
+    assert shape.open_parens == open_parens

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
-import time
 
 import pytest
-from conftest import load_dag, task_states, xcom_value
+from conftest import load_dag, once_training, task_states, xcom_value
 
 from airflow_cortex.testing.engine import ScriptedOutcome
 
@@ -27,23 +25,6 @@ FAST_FAILING = pytest.mark.cortex_emulator(
 
 def _run(dag_id: str, **conf):
     return load_dag(dag_id).test(run_conf=conf or None)
-
-
-def _once_training(emulator, action) -> threading.Thread:
-    """Call ``action(job_id)`` from another thread as soon as the newest job is IN_PROGRESS."""
-
-    def watch() -> None:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            jobs = emulator.engine.show()
-            if jobs and jobs[0]["status"] == "IN_PROGRESS":
-                action(jobs[0]["id"])
-                return
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    return watcher
 
 
 @pytest.mark.parametrize("dag_id", ["cortex_test_wait_worker", "cortex_test_wait_deferred"])
@@ -110,7 +91,7 @@ def test_error_and_cancelled_fail_the_task_with_snowflakes_words(
 def test_kill_in_the_worker_cancels_the_job(airflow_db, seeded, cortex_connection, capsys):
     """SIGTERM is how Airflow kills a running task; its handler calls the operator's on_kill."""
     previous = signal.getsignal(signal.SIGTERM)
-    killer = _once_training(seeded, lambda _job_id: os.kill(os.getpid(), signal.SIGTERM))
+    killer = once_training(seeded, lambda _job_id: os.kill(os.getpid(), signal.SIGTERM))
     try:
         run = _run("cortex_test_wait_worker")
     finally:
@@ -192,21 +173,6 @@ def test_retry_of_a_running_recorded_job_reconnects(
 
 
 @FAST_FAILING
-@pytest.mark.parametrize("dag_id", ["cortex_test_wait_worker", "cortex_test_wait_deferred"])
-def test_transient_faults_while_polling_do_not_fail_the_task(
-    airflow_db, seeded, cortex_connection, dag_id, capsys
-):
-    seeded.engine.training_seconds = 4.0
-    # Fewer 503s than the tolerated failures, even if the connector gave up after each one.
-    seeded.faults.unavailable(times=4, sql_contains="'DESCRIBE'")
-    run = _run(dag_id)
-    assert run.state == "success", task_states(run)
-    assert seeded.faults.injected["unavailable"] == 4
-    assert "Could not check job" in capsys.readouterr().out
-    assert seeded.engine.job_count == 1
-
-
-@FAST_FAILING
 def test_lost_create_with_fail_policy_stops_instead_of_reattaching(
     airflow_db, seeded, cortex_connection, capsys
 ):
@@ -225,23 +191,6 @@ def test_always_create_policy_submits_on_every_try(airflow_db, seeded, cortex_co
     run = _run("cortex_test_retry_always_create")
     assert run.state == "success"
     assert seeded.engine.job_count == 2
-
-
-@pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=30.0)
-def test_garbage_collected_job_is_reported_and_replaced(airflow_db, seeded, cortex_connection, capsys):
-    def forget(job_id: str) -> None:
-        seeded.engine.training_seconds = 0.5  # the replacement job finishes quickly
-        seeded.engine.forget(job_id)
-
-    forgetter = _once_training(seeded, forget)
-    try:
-        run = _run("cortex_test_retry_worker")
-    finally:
-        forgetter.join()
-    assert run.state == "success", task_states(run)
-    out = capsys.readouterr().out
-    assert "is no longer known to Snowflake (it was garbage-collected" in out
-    assert seeded.engine.job_count == 1
 
 
 @pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=1.0)

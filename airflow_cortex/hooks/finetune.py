@@ -16,6 +16,7 @@ from airflow_cortex.exceptions import (
     CortexTransientError,
 )
 from airflow_cortex.links import snowsight_base_url
+from airflow_cortex.names import parse_identifier
 from airflow_cortex.preflight import DEFAULT_CHARS_PER_TOKEN
 from airflow_cortex.profiling import TEXT_TYPES, DataProfile, probe_statement, profile_statement
 from airflow_cortex.reattach import request_matches_job
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
 
 _PROTOCOLS = ("https", "http")
+_SESSION_OVERRIDES = ("warehouse", "database", "schema", "role")
 # Connector timeouts the stock hook does not pass on; with them a connection can bound how long
 # the connector keeps retrying by itself before an error reaches the provider's own retries.
 _TIMEOUT_EXTRAS = ("login_timeout", "network_timeout", "socket_timeout")
@@ -83,6 +85,8 @@ class CortexFineTuneHook(SnowflakeHook):
         :meth:`close` or a connection error), instead of one login per call. Waiting loops use it so
         that polling a job for hours costs one login, not one per poll."""
         super().__init__(*args, **kwargs)
+        for parameter in _SESSION_OVERRIDES:
+            parse_identifier(getattr(self, parameter), parameter)
         self.allow_unknown_base_model = allow_unknown_base_model
         self.keep_connection = keep_connection
         self._kept: SnowflakeConnection | None = None

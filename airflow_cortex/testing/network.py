@@ -29,6 +29,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _REMEMBERED_ANSWERS = 512
+_REMEMBERED_LOGINS = 100
 _UNAVAILABLE_BODY = b"Service Unavailable (injected by the Cortex emulator)"
 
 
@@ -63,6 +64,10 @@ class _Answer:
     body: bytes
 
 
+class ConnectionDropped(Exception):
+    """Raised mid-answer to make the HTTP server close the connection (an injected fault)."""
+
+
 class Faults:
     """Faults to inject into the next matching requests; each rule is used up as it fires.
 
@@ -84,6 +89,11 @@ class Faults:
         """Execute the next matching statement, then answer 503 to it and up to ``times`` of
         its retries: the statement took effect, but the client never learns its result."""
         self._add(_Rule("lose_response", "query", sql_contains, times))
+
+    def drop(self, times: int = 1, target: str = "query", sql_contains: str | None = None) -> None:
+        """Handle matching requests, then break the connection half-way through the answer, as a
+        reset by a load balancer: the statement took effect, the client reads a torn response."""
+        self._add(_Rule("drop", target, sql_contains, times))
 
     def stall(
         self, seconds: float, times: int = 1, target: str = "query", sql_contains: str | None = None
@@ -129,16 +139,23 @@ class Faults:
 class NetworkEdge:
     """ASGI middleware: counts logins and queries, replays retried requests, injects faults."""
 
-    def __init__(self, app: ASGIApp, counts: Counter[str], faults: Faults) -> None:
+    def __init__(
+        self, app: ASGIApp, counts: Counter[str], faults: Faults, logins: list[dict[str, Any]] | None = None
+    ) -> None:
         self.app = app
         self.counts = counts
         self.faults = faults
+        self.logins = logins if logins is not None else []
         self._answers: OrderedDict[str, _Answer] = OrderedDict()
         self._answers_lock = threading.Lock()
         # fakesnow runs each statement on a worker thread against one shared DuckDB connection,
         # which breaks when a session sends statements concurrently (Snowflake allows that, and
         # triggers sharing a session do it). Statements are therefore run one at a time.
         self._statements: asyncio.Lock | None = None
+
+    def new_event_loop(self) -> None:
+        """Forget loop-bound state before serving from another event loop (after a restart)."""
+        self._statements = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = _target(scope) if scope["type"] == "http" else None
@@ -147,6 +164,9 @@ class NetworkEdge:
             return
         self.counts["logins" if target == "login" else "queries"] += 1
         body = await _read_body(receive)
+        if target == "login":
+            self.logins.append(_json_body(scope, body).get("data") or {})
+            del self.logins[:-_REMEMBERED_LOGINS]
         request_id = _request_id(scope) if target == "query" else None
         rule = self.faults._take(target, _sql_text(scope, body) if target == "query" else "", request_id)
         if rule is not None and rule.action == "unavailable":
@@ -164,6 +184,16 @@ class NetworkEdge:
         if rule is not None and rule.action == "lose_response":
             await _send_unavailable(send)
             return
+        if rule is not None and rule.action == "drop":
+            await send(answer.start)
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": answer.body[: len(answer.body) // 2],
+                    "more_body": True,
+                }
+            )
+            raise ConnectionDropped  # the server closes a connection whose answer it cannot finish
         await send(answer.start)
         await send({"type": "http.response.body", "body": answer.body, "more_body": False})
 
@@ -222,14 +252,19 @@ def _request_id(scope: Scope) -> str | None:
     return values[0] if values else None
 
 
-def _sql_text(scope: Scope, body: bytes) -> str:
+def _json_body(scope: Scope, body: bytes) -> dict[str, Any]:
     headers = {bytes(k).lower(): bytes(v) for k, v in scope.get("headers", [])}
     try:
         if headers.get(b"content-encoding") == b"gzip":
             body = gzip.decompress(body)
-        return str(json.loads(body).get("sqlText", ""))
-    except (OSError, ValueError, AttributeError):
-        return ""
+        loaded = json.loads(body)
+    except (OSError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _sql_text(scope: Scope, body: bytes) -> str:
+    return str(_json_body(scope, body).get("sqlText", ""))
 
 
 async def _send_unavailable(send: Send) -> None:

@@ -37,7 +37,7 @@ from starlette.applications import Starlette
 
 from airflow_cortex.sqltext import TEXT, lex
 from airflow_cortex.testing.engine import Clock, CortexEngine, EmulatedSnowflakeError
-from airflow_cortex.testing.network import Faults, NetworkEdge
+from airflow_cortex.testing.network import ConnectionDropped, Faults, NetworkEdge
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -159,11 +159,15 @@ class CortexEmulator:
             clock=clock, pending_seconds=pending_seconds, training_seconds=training_seconds
         )
         self.counts: Counter[str] = Counter()
+        self.logins: list[dict[str, Any]] = []
+        """The ``data`` of the last 100 login requests, credentials included (the emulator is
+        local and for tests: a test can prove which credential a task really used)."""
         self.faults = Faults()
         self.port: int | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._fs: _CortexFakeSnow | None = None
+        self._edge: NetworkEdge | None = None
         self._load_lock = threading.Lock()
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -185,18 +189,26 @@ class CortexEmulator:
         if not self.verbose:
             # fakesnow logs every statement at INFO; in a task log that drowns the provider's own lines.
             logging.getLogger("fakesnow.server").setLevel(logging.WARNING)
+        logging.getLogger("uvicorn.error").addFilter(_hide_injected_drops)
         self._fs = _CortexFakeSnow(self)
         self._install_cortex(self._fs.duck_conn)
         fakesnow_server.shared_fs = self._fs
         fakesnow_server.sessions.clear()
+        # One edge for the emulator's life: answers to retried requests survive a restart.
+        self._edge = NetworkEdge(
+            Starlette(routes=fakesnow_server.routes), self.counts, self.faults, self.logins
+        )
+        self._listen(self.requested_port)
 
+    def _listen(self, port: int) -> None:
+        """Serve HTTP on ``port`` (0: a free one) in a thread, until :meth:`_stop_listening`."""
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self.requested_port))
+        sock.bind((self.host, port))
         self.port = sock.getsockname()[1]
-        app = Starlette(routes=fakesnow_server.routes)
-        edge = NetworkEdge(app, self.counts, self.faults)
-        config = uvicorn.Config(edge, log_level="warning", lifespan="off")
+        assert self._edge is not None
+        self._edge.new_event_loop()
+        config = uvicorn.Config(self._edge, log_level="warning", lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="cortex-emulator", daemon=True
@@ -207,15 +219,33 @@ class CortexEmulator:
         if not self._server.started:
             raise RuntimeError(f"Cortex emulator failed to start on {self.host}:{self.port}")
 
-    def stop(self) -> None:
+    def _stop_listening(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
+        self._server = self._thread = None
         fakesnow_server.sessions.clear()
+
+    def restart(self, downtime: float = 1.0) -> None:
+        """Go away for ``downtime`` seconds and come back on the same port, as a restarted service.
+
+        Connections are refused meanwhile and every session is forgotten (clients must log in
+        again); jobs, tables and the clock carry on, as fine-tuning jobs outlive Snowflake's
+        front ends.
+        """
+        if self._fs is None or self.port is None:
+            raise RuntimeError("The emulator is not running")
+        port = self.port
+        self._stop_listening()
+        threading.Event().wait(downtime)
+        self._listen(port)
+
+    def stop(self) -> None:
+        self._stop_listening()
         if self._fs is not None:
             self._fs.duck_conn.close()
-        self._server = self._thread = self._fs = None
+        self._fs = None
         with CortexEmulator._running_lock:
             if CortexEmulator._running is self:
                 CortexEmulator._running = None
@@ -352,6 +382,11 @@ class CortexEmulator:
 
     def airflow_connection_json(self, database: str | None = None, schema: str | None = None) -> str:
         return json.dumps(self.airflow_connection(database=database, schema=schema))
+
+
+def _hide_injected_drops(record: logging.LogRecord) -> bool:
+    """Keep uvicorn from logging a traceback for each connection the emulator drops on purpose."""
+    return not (record.exc_info and isinstance(record.exc_info[1], ConnectionDropped))
 
 
 class _QueryFailed(Exception):

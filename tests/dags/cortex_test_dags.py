@@ -49,6 +49,46 @@ with DAG(
         retries=0,
     )
 
+# Every templated field from a param, rendered as text (Airflow's default, and what DAG authors
+# use for SQL: native rendering would ``literal_eval`` a value such as '"0"' into '0').
+TEXT_PARAMS = {
+    "model_name": "tuned_model",
+    "base_model": "mistral-7b",
+    "training_data_query": "SELECT prompt, completion FROM train",
+    "validation_data_query": "SELECT prompt, completion FROM train",
+    "options": "{}",
+    "max_epochs": "2",
+    "max_trained_tokens": "10000000",
+    "warehouse": "",
+    "database": "",
+    "schema": "",
+    "role": "",
+}
+
+with DAG(dag_id="cortex_test_text", schedule=None, start_date=datetime(2026, 1, 1), params=TEXT_PARAMS):
+    CortexFineTuneOperator(
+        task_id="finetune",
+        snowflake_conn_id=CONN_ID,
+        **{field: f"{{{{ params.{field} }}}}" for field in TEXT_PARAMS},  # type: ignore[arg-type]
+        wait_for_completion=False,
+        retries=0,
+    )
+
+with DAG(
+    dag_id="cortex_test_sensor_text",
+    schedule=None,
+    start_date=datetime(2026, 1, 1),
+    params={"job_id": "ft_unknown"},
+):
+    CortexFineTuneSensor(
+        task_id="wait",
+        snowflake_conn_id=CONN_ID,
+        job_id="{{ params.job_id }}",
+        poke_interval=0.1,
+        timeout=10,
+        retries=0,
+    )
+
 with DAG(
     dag_id="cortex_test_sql_files",
     schedule=None,
