@@ -87,7 +87,7 @@ def _metadata_rows() -> str:
         tables = [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
         dump = []
         for table in tables:
-            for row in db.execute(f'SELECT * FROM "{table}"'):  # noqa: S608 - names from sqlite_master
+            for row in db.execute(f'SELECT * FROM "{table}"'):  # table names from sqlite_master
                 dump.append(repr([v.decode("utf-8", "replace") if isinstance(v, bytes) else v for v in row]))
     return "\n".join(dump)
 
