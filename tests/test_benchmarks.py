@@ -9,12 +9,12 @@ import sys
 from conftest import REPO
 
 
-def _quick_run(script: str) -> subprocess.CompletedProcess[str]:
+def _quick_run(script: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / script), "--quick"],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         env={**os.environ, "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -44,3 +44,27 @@ def test_waiting_benchmark_runs_and_shows_one_login_for_all_triggers():
         n, _first, _wall, _cpu, _stall, _stall_no_gc, _gcs, _rss, logins, queries = row.split()
         assert logins == "1", row  # every trigger on the connection shares one session
         assert int(queries) >= int(n)
+
+
+def test_comparison_benchmark_runs_the_same_statement_through_each_operator():
+    lines = _quick_run("bench_compare.py", timeout=900).stdout.splitlines()
+
+    def row(operator: str, runs: str) -> list[str]:
+        line = next(line for line in lines if line.startswith(operator) and runs in line)
+        return line[len(operator) :].replace(runs, "", 1).split()
+
+    # columns from the right: worker s held, jobs, SQL API requests, queries, logins, XCom holds
+    checked = row("CortexFineTuneOperator", "checks + CREATE ")
+    assert checked[-6:-1] == ["id", "1", "2", "0", "1"]  # "job id", 1 login, profile + CREATE
+    assert row("CortexFineTuneOperator", "CREATE (preflight_checks=False)")[-6:-1] == [
+        "id",
+        "1",
+        "1",
+        "0",
+        "1",
+    ]
+    assert row("SQLExecuteQueryOperator", "CREATE")[-6:-1] == ["id", "1", "1", "0", "1"]
+    sql_api = row("SnowflakeSqlApiOperator", "CREATE")
+    assert sql_api[-7:-4] == ["statement", "handle", "0"]  # the job id never reaches XCom
+    assert sql_api[-2] == "1"
+    assert row("CortexFineTuneOperator", "deferred wait")[-5] == "2"  # the worker's login and the trigger's

@@ -39,6 +39,8 @@ def _target(scope: Scope) -> str | None:
         return "login"
     if path.endswith("/query-request"):
         return "query"
+    if "/api/v2/statements" in path:
+        return "sqlapi"
     return None
 
 
@@ -162,7 +164,7 @@ class NetworkEdge:
         if target is None:
             await self.app(scope, receive, send)
             return
-        self.counts["logins" if target == "login" else "queries"] += 1
+        self.counts[{"login": "logins", "query": "queries"}.get(target, "sqlapi_requests")] += 1
         body = await _read_body(receive)
         if target == "login":
             self.logins.append(_json_body(scope, body).get("data") or {})

@@ -36,6 +36,7 @@ from fakesnow.instance import FakeSnow
 from starlette.applications import Starlette
 
 from airflow_cortex.sqltext import TEXT, lex
+from airflow_cortex.testing import sql_api
 from airflow_cortex.testing.engine import Clock, CortexEngine, EmulatedSnowflakeError
 from airflow_cortex.testing.network import ConnectionDropped, Faults, NetworkEdge
 
@@ -196,7 +197,10 @@ class CortexEmulator:
         fakesnow_server.sessions.clear()
         # One edge for the emulator's life: answers to retried requests survive a restart.
         self._edge = NetworkEdge(
-            Starlette(routes=fakesnow_server.routes), self.counts, self.faults, self.logins
+            Starlette(routes=[*fakesnow_server.routes, *sql_api.routes(self)]),
+            self.counts,
+            self.faults,
+            self.logins,
         )
         self._listen(self.requested_port)
 
@@ -342,13 +346,22 @@ class CortexEmulator:
         self, sql: str, database: str | None = None, schema: str | None = None
     ) -> list[tuple[Any, ...]]:
         """Run Snowflake SQL directly (e.g. to seed tables), bypassing HTTP and the counters."""
+        return self.execute_with_columns(sql, database, schema)[0]
+
+    def execute_with_columns(
+        self, sql: str, database: str | None = None, schema: str | None = None
+    ) -> tuple[list[tuple[Any, ...]], list[str]]:
+        """Like :meth:`execute`, with the result's column names."""
         if self._fs is None:
             raise RuntimeError("The emulator is not running")
         conn = self._fs.connect(database, schema)
         try:
             cursor = conn.cursor()
             cursor.execute(sql)
-            return cast("list[tuple[Any, ...]]", cursor.fetchall()) if cursor.description else []
+            if not cursor.description:
+                return [], []
+            columns = [column[0] for column in cursor.description]
+            return cast("list[tuple[Any, ...]]", cursor.fetchall()), columns
         finally:
             conn.close()
 

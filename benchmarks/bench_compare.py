@@ -1,0 +1,330 @@
+"""This provider's operator against the Snowflake provider's operators, on one emulator, one run.
+
+Every row sends the same ``SNOWFLAKE.CORTEX.FINETUNE('CREATE', ...)`` statement (built by
+``airflow_cortex.statements``) through real Airflow (``airflow dags test`` in a subprocess, a
+private metadata database) to one emulator process, with the same connection (a programmatic
+access token, which both the connector and the SQL API accept):
+
+- ``CortexFineTuneOperator`` (with and without its pre-flight data checks; not waiting, waiting
+  in the worker, deferred to the trigger);
+- ``SQLExecuteQueryOperator`` (common.sql, on the Snowflake provider's ``SnowflakeHook``);
+- ``SnowflakeSqlApiOperator`` (the Snowflake provider's SQL API operator).
+
+Figures per row: seconds from the task instance's start to the XCom that holds the job id (as
+Airflow's metadata database records both), logins / connector queries / SQL API requests the
+emulator served, and worker seconds held, i.e. time spent inside the operator's ``execute`` and
+``execute_complete`` (a deferred task frees its worker slot in between).
+
+Two shims let the stock operators reach the emulator and are the only differences from stock:
+``SnowflakeHook`` ignores the connection's ``protocol`` extra (so it cannot speak plain HTTP),
+and ``SnowflakeSqlApiHook`` always builds ``https://<account>.snowflakecomputing.com``. The
+shims add the protocol and replace that address; nothing they measure changes.
+
+Then the import cost of each operator module (DAG parse time) and the triggerer with 1, 100 and
+1000 concurrent jobs (from ``bench_waiting``).
+
+Run: ``./scripts/benchmark.sh`` (or ``python benchmarks/bench_compare.py [--quick]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_core import import_seconds  # the sibling benchmark scripts
+from bench_waiting import triggers_at_scale
+
+TRAIN = "SELECT prompt, completion FROM train"
+SEED = (
+    "CREATE OR REPLACE TABLE train AS SELECT 'question ' || i AS prompt, 'answer ' || (i % 7) AS completion "
+    "FROM range(200) t(i)"
+)
+
+# The DAGs under test. Timing wraps execute/execute_complete and appends to a file, so the
+# operators themselves are stock.
+DAG_FILE = textwrap.dedent(
+    '''
+    from __future__ import annotations
+
+    import json
+    import os
+    import time
+    from datetime import datetime
+    from functools import cached_property
+
+    from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+    from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
+    from airflow.providers.snowflake.hooks.sql_api import SnowflakeSqlApiHook
+    from airflow.providers.snowflake.operators.snowflake import SnowflakeSqlApiOperator
+    from airflow.sdk import DAG
+
+    from airflow_cortex.operators.finetune import CortexFineTuneOperator
+    from airflow_cortex.statements import build_finetune_request, create_statement
+
+    EMULATOR = os.environ["BENCH_EMULATOR_URL"]
+    STATEMENT = create_statement(
+        build_finetune_request(model_name="bench_model", base_model="mistral-7b", training_data_query="TRAIN")
+    )
+
+
+    class Timed:
+        """Adds the seconds spent in the operator's own code to BENCH_TIMINGS."""
+
+        def _record(self, context, started):
+            with open(os.environ["BENCH_TIMINGS"], "a") as out:
+                seconds = time.perf_counter() - started
+                out.write(json.dumps({"dag_id": self.dag_id, "seconds": seconds}) + "\\n")
+
+        def execute(self, context):
+            started = time.perf_counter()
+            try:
+                return super().execute(context)
+            finally:
+                self._record(context, started)
+
+        def execute_complete(self, context, event=None):
+            started = time.perf_counter()
+            try:
+                return super().execute_complete(context, event)
+            finally:
+                self._record(context, started)
+
+
+    class HttpSnowflakeHook(SnowflakeHook):
+        """Shim: the stock hook drops the connection's protocol extra, needed for plain HTTP."""
+
+        def _get_conn_params(self):
+            return {**super()._get_conn_params(), "protocol": "http"}
+
+
+    class EmulatorSqlApiHook(SnowflakeSqlApiHook):
+        """Shim: the stock hook always builds https://<account>.snowflakecomputing.com."""
+
+        @property
+        def account_identifier(self):
+            return f"{EMULATOR}/sqlapi/cortexemulator"
+
+
+    class TimedCortex(Timed, CortexFineTuneOperator):
+        pass
+
+
+    class TimedSQLExecuteQuery(Timed, SQLExecuteQueryOperator):
+        @cached_property
+        def _hook(self):
+            return HttpSnowflakeHook(snowflake_conn_id=self.conn_id)
+
+
+    class TimedSqlApi(Timed, SnowflakeSqlApiOperator):
+        @cached_property
+        def _hook(self):
+            return EmulatorSqlApiHook(snowflake_conn_id=self.snowflake_conn_id, deferrable=self.deferrable)
+
+
+    def dag(dag_id):
+        return DAG(dag_id, schedule=None, start_date=datetime(2026, 1, 1))
+
+
+    CORTEX = dict(
+        task_id="finetune",
+        snowflake_conn_id="bench",
+        model_name="bench_model",
+        base_model="mistral-7b",
+        training_data_query="TRAIN",
+        poll_interval=float(os.environ["BENCH_POLL"]),
+        retries=0,
+    )
+    with dag("cortex_no_wait"):
+        TimedCortex(**CORTEX, wait_for_completion=False)
+    with dag("cortex_no_wait_unchecked"):
+        TimedCortex(**CORTEX, wait_for_completion=False, preflight_checks=False)
+    with dag("cortex_worker_wait"):
+        TimedCortex(**CORTEX, deferrable=False)
+    with dag("cortex_deferred_wait"):
+        TimedCortex(**CORTEX, deferrable=True)
+    with dag("sql_execute_query"):
+        TimedSQLExecuteQuery(task_id="finetune", conn_id="bench", sql=STATEMENT, retries=0)
+    with dag("sql_api"):
+        TimedSqlApi(
+            task_id="finetune", snowflake_conn_id="bench", sql=STATEMENT, statement_count=1,
+            poll_interval=1, deferrable=False, retries=0,
+        )
+    '''
+).replace('"TRAIN"', repr(TRAIN))
+
+ROWS = (  # dag id, operator, what runs, whether it waits for the job to finish
+    ("cortex_no_wait", "CortexFineTuneOperator", "checks + CREATE", False),
+    ("cortex_no_wait_unchecked", "CortexFineTuneOperator", "CREATE (preflight_checks=False)", False),
+    ("sql_execute_query", "SQLExecuteQueryOperator", "CREATE", False),
+    ("sql_api", "SnowflakeSqlApiOperator", "CREATE", False),
+    ("cortex_worker_wait", "CortexFineTuneOperator", "checks + CREATE + wait in worker", True),
+    ("cortex_deferred_wait", "CortexFineTuneOperator", "checks + CREATE + deferred wait", True),
+)
+JOB_ID_XCOM = {"sql_api": "query_ids"}  # every other row: the key that first holds the job id
+IMPORTS = (
+    ("airflow_cortex.operators.finetune", "CortexFineTuneOperator"),
+    ("airflow.providers.common.sql.operators.sql", "SQLExecuteQueryOperator"),
+    ("airflow.providers.snowflake.operators.snowflake", "SnowflakeSqlApiOperator"),
+)
+
+
+def _stats(url: str) -> dict[str, int]:
+    with urllib.request.urlopen(f"{url}/cortex-emulator/stats", timeout=10) as response:
+        return dict(json.load(response))
+
+
+def _run_state(db: Path, dag_id: str) -> str:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT state FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchall()
+    return str(rows[-1][0]) if rows else "missing"
+
+
+def _timestamp(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace(" ", "T"))
+
+
+def _job_id_seconds(db: Path, dag_id: str) -> tuple[float, str]:
+    """Seconds from the task's start to the XCom holding the job id, and what that XCom holds."""
+    key = JOB_ID_XCOM.get(dag_id, "job_id" if dag_id.startswith("cortex") else "return_value")
+    with sqlite3.connect(db) as conn:
+        ((start,),) = conn.execute(
+            "SELECT start_date FROM task_instance_history WHERE dag_id = ? UNION ALL "
+            "SELECT start_date FROM task_instance WHERE dag_id = ? ORDER BY 1 LIMIT 1",
+            (dag_id, dag_id),
+        ).fetchall()
+        ((stamp, value),) = conn.execute(
+            "SELECT timestamp, value FROM xcom WHERE dag_id = ? AND key = ?", (dag_id, key)
+        ).fetchall()
+    text = value.decode() if isinstance(value, bytes) else str(value)
+    held = "job id" if "ft_" in text else "statement handle"
+    return (_timestamp(stamp) - _timestamp(start)).total_seconds(), held
+
+
+def operators_side_by_side(poll: float, training: float) -> list[dict[str, Any]]:
+    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+    from airflow_cortex.testing.process import EmulatorProcess
+
+    work = Path(tempfile.mkdtemp(prefix="cortex-compare-"))
+    (work / "dags").mkdir()
+    (work / "dags" / "compare_dags.py").write_text(DAG_FILE)
+    timings = work / "timings.jsonl"
+    options = ("--database", "BENCH", "--pending-seconds", "1", "--training-seconds", str(training))
+    rows = []
+    with EmulatorProcess(*options) as emulator:
+        connection = json.loads(emulator.connection)
+        extra = connection["extra"]
+        url = f"http://{extra['host']}:{extra['port']}"
+        # One credential that both the connector and the SQL API accept.
+        connection["password"] = "bench-programmatic-access-token"
+        extra["authenticator"] = "programmatic_access_token"
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")},
+            "AIRFLOW_HOME": str(work / "home"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(work / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "AIRFLOW_CONN_BENCH": json.dumps(connection),
+            "BENCH_EMULATOR_URL": url,
+            "BENCH_TIMINGS": str(timings),
+            "BENCH_POLL": str(poll),
+        }
+        os.environ["AIRFLOW_CONN_BENCH"] = env["AIRFLOW_CONN_BENCH"]
+        CortexFineTuneHook(snowflake_conn_id="bench").run(SEED)
+        subprocess.run(
+            [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True
+        )
+        for dag_id, operator, shows, waits in ROWS:
+            before = _stats(url)
+            timings.write_text("")
+            result = subprocess.run(
+                [sys.executable, "-m", "airflow", "dags", "test", dag_id],
+                env=env,
+                capture_output=True,
+                text=True,
+            )
+            if result.returncode != 0 or _run_state(work / "home" / "airflow.db", dag_id) != "success":
+                raise RuntimeError(f"{dag_id} failed:\n{(result.stdout + result.stderr)[-4000:]}")
+            after = _stats(url)
+            to_xcom, held = _job_id_seconds(work / "home" / "airflow.db", dag_id)
+            worker = sum(json.loads(line)["seconds"] for line in timings.read_text().splitlines())
+            rows.append(
+                {
+                    "operator": operator,
+                    "shows": shows,
+                    "waits": waits,
+                    "to_xcom": to_xcom,
+                    "held": held,
+                    "worker": worker,
+                    **{
+                        k: after.get(k, 0) - before.get(k, 0)
+                        for k in ("logins", "queries", "sqlapi_requests", "jobs")
+                    },
+                }
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="short jobs and small N, for a smoke run")
+    args = parser.parse_args()
+    training = 3.0 if args.quick else 10.0
+    poll = 0.5 if args.quick else 1.0
+    sizes = [5] if args.quick else [1, 100, 1000]
+    os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="cortex-bench-"))
+    os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+
+    print(
+        f"The same FINETUNE('CREATE') through real Airflow (airflow dags test); jobs train {training:.0f} s"
+    )
+    print(
+        "(task start -> XCom: from the task instance's start to the XCom that first holds the job id;"
+        "\n the waiting rows push it at the same point as the first row, and re-push it when they resume)"
+    )
+    header = (
+        f"{'operator':<25} {'what runs':<33} {'waits for job':>13} {'task start -> XCom s':>21} "
+        f"{'XCom holds':<17} {'logins':>6} {'queries':>7} {'SQL API req':>11} {'jobs':>4} "
+        f"{'worker s held':>13}"
+    )
+    print(header)
+    for row in operators_side_by_side(poll, training):
+        to_xcom = "-" if row["waits"] else f"{row['to_xcom']:.2f}"
+        print(
+            f"{row['operator']:<25} {row['shows']:<33} {'yes' if row['waits'] else 'no':>13} {to_xcom:>21} "
+            f"{row['held']:<17} {row['logins']:>6} {row['queries']:>7} {row['sqlapi_requests']:>11} "
+            f"{row['jobs']:>4} {row['worker']:>13.2f}"
+        )
+
+    print()
+    print("Importing the operator's module on top of airflow.sdk (DAG parse cost), median of fresh processes")
+    repeat = 1 if args.quick else 7
+    for module, operator in IMPORTS:
+        print(f"{operator:<25} {module:<50} {import_seconds(module, repeat) * 1000:>8.0f} ms")
+
+    print()
+    print(f"N deferred jobs in one triggerer loop (poll {poll:.1f} s), after the first connection")
+    print(
+        f"{'N':>5} {'wall s':>8} {'CPU s':>7} {'max stall ms':>13} {'outside full GC ms':>19} "
+        f"{'RSS +MB':>8} {'logins':>7}"
+    )
+    for n, figures in triggers_at_scale(sizes, poll, 2.0 if args.quick else 10.0):
+        print(
+            f"{n:>5} {figures['wall']:>8.2f} {figures['cpu']:>7.2f} {figures['stall'] * 1000:>13.1f} "
+            f"{figures['stall_no_gc'] * 1000:>19.1f} {figures['rss']:>8.1f} {figures['logins']:>7.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
