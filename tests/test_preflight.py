@@ -274,14 +274,12 @@ def test_check_settings_are_validated():
 def test_the_profile_reads_each_query_exactly_as_finetune_does(query, base_model, chars_per_token):
     from airflow_cortex.sqltext import scan_query
 
-    shape = scan_query(query)
-    if shape.unterminated or not shape.has_code or shape.code_after_separator or shape.trailing_separator:
-        return
-    if shape.ends_in_line_comment:
-        return
-    request = build_finetune_request(
-        model_name="m", base_model=base_model, training_data_query=query, validation_data_query=query
-    )
+    try:
+        request = build_finetune_request(
+            model_name="m", base_model=base_model, training_data_query=query, validation_data_query=query
+        )
+    except CortexValidationError:
+        return  # rejected before anything is sent; only queries that pass are ever profiled
     sql = profile_statement(request, chars_per_token)
     assert sql.count(f'SELECT "PROMPT", "COMPLETION" FROM ({query})') >= 2
     assert scan_query(sql).code_after_separator is False  # one statement, whatever the query holds
