@@ -75,7 +75,9 @@ DAG_FILE = textwrap.dedent(
 
     EMULATOR = os.environ["BENCH_EMULATOR_URL"]
     STATEMENT = create_statement(
-        build_finetune_request(model_name="bench_model", base_model="mistral-7b", training_data_query="TRAIN")
+        build_finetune_request(
+            model_name="bench_model", base_model="mistral-7b", training_data_query=os.environ["BENCH_QUERY"]
+        )
     )
 
 
@@ -142,7 +144,7 @@ DAG_FILE = textwrap.dedent(
         snowflake_conn_id="bench",
         model_name="bench_model",
         base_model="mistral-7b",
-        training_data_query="TRAIN",
+        training_data_query=os.environ["BENCH_QUERY"],
         poll_interval=float(os.environ["BENCH_POLL"]),
         retries=0,
     )
@@ -162,7 +164,7 @@ DAG_FILE = textwrap.dedent(
             poll_interval=1, deferrable=False, retries=0,
         )
     '''
-).replace('"TRAIN"', repr(TRAIN))
+)
 
 ROWS = (  # dag id, operator, what runs, whether it waits for the job to finish
     ("cortex_no_wait", "CortexFineTuneOperator", "checks + CREATE", False),
@@ -239,6 +241,7 @@ def operators_side_by_side(poll: float, training: float) -> list[dict[str, Any]]
             "BENCH_EMULATOR_URL": url,
             "BENCH_TIMINGS": str(timings),
             "BENCH_POLL": str(poll),
+            "BENCH_QUERY": TRAIN,
         }
         os.environ["AIRFLOW_CONN_BENCH"] = env["AIRFLOW_CONN_BENCH"]
         CortexFineTuneHook(snowflake_conn_id="bench").run(SEED)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse
@@ -30,16 +31,19 @@ if TYPE_CHECKING:
     from airflow_cortex.testing.server import CortexEmulator
 
 _SUCCESS_CODE = "090001"
+_REMEMBERED_RESULTS = 512
 _ASYNC_CODE = "333334"
 
 
 def routes(emulator: CortexEmulator) -> list[Route]:
-    results: dict[str, tuple[int, dict[str, Any]]] = {}
+    results: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
 
     async def submit(request: Request) -> JSONResponse:
         body = await request.json()
         handle = str(uuid.uuid4())
         results[handle] = _run(emulator, handle, body)
+        while len(results) > _REMEMBERED_RESULTS:
+            results.popitem(last=False)
         if request.query_params.get("async", "").lower() == "true":
             return JSONResponse(
                 {
