@@ -1,17 +1,28 @@
 """Errors the provider raises.
 
 Two families, because users react to them differently: a ``CortexValidationError`` means the
-DAG's input is wrong and nothing was sent to Snowflake (fix the DAG, retrying is pointless),
-while a ``CortexFineTuneError`` means Snowflake (or the network) answered with a failure.
-``CortexDataCheckError`` and ``CortexBudgetExceededError`` are the pre-flight checks' verdicts
-on the data: nothing was created, and a retry runs the checks again (one query), so data fixed
-upstream in the meantime is picked up.
+DAG's input is wrong and nothing was sent to Snowflake (fix the DAG), while a
+``CortexFineTuneError`` means Snowflake (or the network) answered with a failure.
+
+Airflow retries a failed task unless the error is an ``AirflowFailException``, and every retry
+of a failure that cannot succeed costs a worker slot and a round of SHOW/DESCRIBE (or, for a job
+that failed on its data, a second paid job). So the errors no retry can fix derive from it as
+well and end the task after one try: invalid input, the pre-flight verdicts on the data and
+the budget, an ``existing_job_policy="fail"`` stop, and a job Snowflake ended in ERROR or that
+was cancelled. Network and service errors (``CortexTransientError``), a wait that ran out and a
+job Snowflake forgot stay retryable: a retry reattaches or starts again.
 """
 
 from __future__ import annotations
 
+from airflow.providers.common.compat.sdk import AirflowFailException
 
-class CortexValidationError(ValueError):
+#: Words in an ERROR job's code or message that point at the service, not at the data: a retry
+#: (a new job on the same data) may then succeed, so such a failure stays retryable.
+_SERVICE_FAULT_WORDS = ("internal", "unavailable", "capacity", "try again", "timed out", "timeout")
+
+
+class CortexValidationError(ValueError, AirflowFailException):
     """A parameter breaks a FINETUNE rule; raised before any statement is sent.
 
     ``parameter`` names the offending argument and ``rule`` states the rule it breaks, so a
@@ -60,7 +71,25 @@ class CortexWaitTimeoutError(CortexFineTuneError):
     """The wait ran out before the job finished; the job itself goes on unless cancelled."""
 
 
-class CortexDataCheckError(ValueError):
+class CortexExistingJobError(CortexFineTuneError, AirflowFailException):
+    """``existing_job_policy="fail"`` found a job from an earlier try: a human decides, not a retry."""
+
+
+class CortexJobFailedError(CortexFineTuneError, AirflowFailException):
+    """The job ended in ERROR (on its data or parameters) or was cancelled.
+
+    Final: a retry would pay for a new job on the same input, or undo someone's cancel. Clear
+    the task once the cause is fixed.
+    """
+
+
+def is_service_fault(code: str | None, message: str | None) -> bool:
+    """Whether an ERROR job's code or message blames the service rather than the input."""
+    text = f"{code or ''} {message or ''}".lower()
+    return any(word in text for word in _SERVICE_FAULT_WORDS)
+
+
+class CortexDataCheckError(ValueError, AirflowFailException):
     """The pre-flight checks found the training or validation data unfit; no job was created.
 
     ``problems`` holds one sentence per problem, each naming the query (``training_data_query``
@@ -73,7 +102,7 @@ class CortexDataCheckError(ValueError):
         super().__init__(f"Pre-flight data checks failed; no fine-tuning job was created:\n{listed}")
 
 
-class CortexBudgetExceededError(ValueError):
+class CortexBudgetExceededError(ValueError, AirflowFailException):
     """The estimated trained tokens exceed ``max_trained_tokens``; no job was created."""
 
     def __init__(self, message: str, *, estimate: int, budget: int) -> None:

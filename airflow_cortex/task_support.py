@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_cortex.exceptions import CortexFineTuneError, CortexTransientError
-from airflow_cortex.waiting import RetryPolicy, Step, Waiter
+from airflow_cortex.jobcontrol.ownership import UNKNOWN
+from airflow_cortex.jobcontrol.waiting import RetryPolicy, Step, Waiter
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
     from airflow_cortex.results import FineTuneJob
     from airflow_cortex.triggers.finetune import CortexFineTuneTrigger
+
+T = TypeVar("T")
 
 #: The Snowflake provider's default connection id, repeated so that parsing a DAG file does not
 #: import the connector stack (~0.3 s) just to read a constant.
@@ -35,6 +39,49 @@ def build_hook(settings: Mapping[str, Any], **options: Any) -> CortexFineTuneHoo
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
 
     return CortexFineTuneHook(**settings, **options)
+
+
+def task_instance_state(ti: Any) -> str | None:
+    """The current state of ``ti``'s task instance, as the API server has it, or :data:`UNKNOWN`.
+
+    Read through the Task SDK's ``get_task_states`` (worker and triggerer alike), so it shows
+    what a user or the scheduler did to the task since this try started: marked it failed,
+    cleared it, or started a newer try.
+    """
+    try:
+        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+        states = RuntimeTaskInstance.get_task_states(
+            dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
+        )
+        by_task = states.get(ti.run_id) or {}
+        key = ti.task_id if ti.map_index is None or ti.map_index < 0 else f"{ti.task_id}_{ti.map_index}"
+        if key not in by_task:
+            return UNKNOWN
+        state = by_task[key]
+        return None if state is None else str(getattr(state, "value", state))
+    except Exception:  # no API here (old Airflow, tests), or it failed: the caller decides
+        return UNKNOWN
+
+
+def bounded(read: Callable[[], T], seconds: float) -> T | str:
+    """``read()`` on another thread, or :data:`UNKNOWN` if it fails or takes over ``seconds``.
+
+    ``on_kill`` runs in a signal handler: the interrupted code may hold the lock of the channel
+    to the supervisor, and a read on this thread would then wait for it forever.
+    """
+    box: list[T] = []
+
+    def run() -> None:
+        try:
+            box.append(read())
+        except Exception:  # reported as UNKNOWN; the verdict says what that means
+            return
+
+    worker = threading.Thread(target=run, name="cortex-on-kill-read", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    return box[0] if box else UNKNOWN
 
 
 class CortexTaskMixin:

@@ -46,6 +46,16 @@ os.environ.setdefault("CORTEX_EXAMPLE_POLL_SECONDS", "0.2")
 os.environ.setdefault("CORTEX_EXAMPLE_RETRY_DELAY_SECONDS", "0")
 
 
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Print what the system tests measured (e.g. the deployment scenarios' job counts)."""
+    from airflow_deployment import SUMMARY
+
+    if SUMMARY:
+        terminalreporter.section("what the deployment tests measured")
+        for line in SUMMARY:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Migrate the metadata database once per test session (real Airflow, no mocks)."""
@@ -105,18 +115,39 @@ def xcom_value(run, task_id: str, key: str = "return_value"):
         return None if row is None else XComModel.deserialize_value(row)
 
 
-def task_states(run) -> dict[str, str]:
+def _task_instance_column(run, column: str) -> dict[str, object]:
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
     with create_session() as session:
         rows = session.execute(
-            select(TaskInstance.task_id, TaskInstance.state).where(
+            select(TaskInstance.task_id, getattr(TaskInstance, column)).where(
                 TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id
             )
         ).all()
-    return {task_id: str(state) for task_id, state in rows}
+    return dict(rows)
+
+
+def task_states(run) -> dict[str, str]:
+    return {task_id: str(state) for task_id, state in _task_instance_column(run, "state").items()}
+
+
+def try_numbers(run) -> dict[str, int]:
+    """How many tries each task of ``run`` used (Airflow counts them on the task instance)."""
+    return {task_id: int(number) for task_id, number in _task_instance_column(run, "try_number").items()}
+
+
+#: Connector timeouts of one second: a fault reaches the provider after one second of the
+#: connector's own retries, not minutes.
+FAST_FAILING = pytest.mark.cortex_emulator(
+    pending_seconds=0.2, training_seconds=1.0, connection_extra={"network_timeout": 1}
+)
+
+
+def run_dag(dag_id: str, **conf):
+    """``dag.test()`` of a test DAG, with ``conf`` as the run's conf."""
+    return load_dag(dag_id).test(run_conf=conf or None)
 
 
 def once_training(emulator, action) -> threading.Thread:

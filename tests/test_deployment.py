@@ -13,17 +13,19 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
-import time
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+from airflow_deployment import airflow_env, free_port, wait_for
 from conftest import EXAMPLES, emulator_env, run_cli
 
 from airflow_cortex.testing.process import EmulatorProcess
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -33,31 +35,13 @@ READY_TIMEOUT = 180
 RUN_TIMEOUT = 300
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _deployment_env(home: Path, connection: str) -> dict[str, str]:
-    api_port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW__", "AIRFLOW_CONN_"))}
-    env.update(emulator_env(connection))
+    env = airflow_env(
+        home, EXAMPLES, f"sqlite:///{home / 'airflow.db'}", free_port(), emulator_env(connection)
+    )
     env.update(
         {
-            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",  # standalone runs `airflow`
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(EXAMPLES),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(api_port),
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
             "CORTEX_EXAMPLE_POLL_SECONDS": "1",
             "CORTEX_EXAMPLE_RETRY_DELAY_SECONDS": "0",
         }
@@ -71,13 +55,7 @@ def _query(home: Path, sql: str, *params: object) -> list[tuple]:
 
 
 def _wait_for(predicate, timeout: float, what: str, log: Path) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(
-                f"timed out waiting for {what}; the deployment's last output:\n{log.read_text()[-6000:]}"
-            )
-        time.sleep(1)
+    wait_for(predicate, timeout, what, lambda: f"the deployment's last output:\n{log.read_text()[-6000:]}")
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -94,7 +72,7 @@ def test_standalone_deployment_runs_the_pipeline_with_the_triggerer_waiting(tmp_
     home = tmp_path / "airflow-home"
     home.mkdir()
     log = tmp_path / "standalone.log"
-    with EmulatorProcess("--pending-seconds", "1", "--training-seconds", "6") as emulator:
+    with EmulatorProcess("--pending-seconds", "1", "--training-seconds", "12") as emulator:
         env = _deployment_env(home, emulator.connection)
         run_cli(
             str(EXAMPLES / "support_tickets_demo.py"),

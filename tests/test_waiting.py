@@ -11,20 +11,13 @@ import os
 import signal
 
 import pytest
-from conftest import load_dag, once_training, task_states, xcom_value
+from conftest import FAST_FAILING, once_training, run_dag, task_states, xcom_value
 
 from airflow_cortex.testing.engine import ScriptedOutcome
 
 pytestmark = pytest.mark.airflow
 
-# One second of the connector's own retries, then the error reaches the provider's.
-FAST_FAILING = pytest.mark.cortex_emulator(
-    pending_seconds=0.2, training_seconds=1.0, connection_extra={"network_timeout": 1}
-)
-
-
-def _run(dag_id: str, **conf):
-    return load_dag(dag_id).test(run_conf=conf or None)
+_run = run_dag
 
 
 @pytest.mark.parametrize("dag_id", ["cortex_test_wait_worker", "cortex_test_wait_deferred"])

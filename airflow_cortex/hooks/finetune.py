@@ -15,11 +15,11 @@ from airflow_cortex.exceptions import (
     CortexJobNotFoundError,
     CortexTransientError,
 )
+from airflow_cortex.jobcontrol.reattach import request_matches_job
 from airflow_cortex.links import snowsight_base_url
 from airflow_cortex.names import parse_identifier
 from airflow_cortex.preflight import DEFAULT_CHARS_PER_TOKEN
 from airflow_cortex.profiling import TEXT_TYPES, DataProfile, probe_statement, profile_statement
-from airflow_cortex.reattach import request_matches_job
 from airflow_cortex.results import FineTuneJob, FineTuneJobSummary, parse_show
 from airflow_cortex.statements import (
     FineTuneRequest,

@@ -11,15 +11,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
 from airflow_cortex.base_models import validate_base_model
-from airflow_cortex.exceptions import CortexFineTuneError, CortexJobNotFoundError, CortexValidationError
-from airflow_cortex.links import CortexSnowsightLink, model_url, query_url
-from airflow_cortex.names import parse_model_name
-from airflow_cortex.preflight import PreflightChecks, resolve_checks, validate_budget
-from airflow_cortex.reattach import CLOCK_SKEW_SECONDS, ExistingJobPolicy, validate_policy
-from airflow_cortex.results import FineTuneStatus
-from airflow_cortex.statements import normalize_options
-from airflow_cortex.task_support import DEFAULT_CONN_ID, CortexTaskMixin
-from airflow_cortex.waiting import (
+from airflow_cortex.exceptions import (
+    CortexExistingJobError,
+    CortexFineTuneError,
+    CortexJobNotFoundError,
+    CortexValidationError,
+)
+from airflow_cortex.jobcontrol.ownership import OWNER_KEY, KillVerdict, Ownership, worker_kill_verdict
+from airflow_cortex.jobcontrol.reattach import CLOCK_SKEW_SECONDS, ExistingJobPolicy, validate_policy
+from airflow_cortex.jobcontrol.waiting import (
     DEFAULT_POLL_INTERVAL,
     RetryPolicy,
     job_from_event,
@@ -28,6 +28,12 @@ from airflow_cortex.waiting import (
     validate_poll_interval,
     validate_timeout,
 )
+from airflow_cortex.links import CortexSnowsightLink, model_url, query_url
+from airflow_cortex.names import parse_model_name
+from airflow_cortex.preflight import PreflightChecks, resolve_checks, validate_budget
+from airflow_cortex.results import FineTuneStatus
+from airflow_cortex.statements import normalize_options
+from airflow_cortex.task_support import DEFAULT_CONN_ID, CortexTaskMixin, bounded, task_instance_state
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -45,6 +51,9 @@ JOB_ID_KEY = "cortex_finetune_job_id"
 INTENT_KEY = "cortex_finetune_submit_intent"
 #: What ``get_job_status`` reports for a recorded job Snowflake no longer knows.
 GARBAGE_COLLECTED = "GARBAGE_COLLECTED"
+#: Seconds ``on_kill`` waits for each read (owner record, task state) before deciding without it.
+#: Airflow escalates to SIGKILL 5 s after SIGTERM, and the cancel itself needs time too.
+KILL_READ_SECONDS = 1.5
 #: The result fields an asset event for the tuned model carries in its ``extra``.
 ASSET_EXTRA_KEYS = ("job_id", "model", "base_model", "trained_tokens", "training_loss", "validation_loss")
 
@@ -212,6 +221,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         self._result: dict[str, Any] | None = None
         self._snowsight_url: str | None = None
         """What the Snowsight link shows; ``None`` until this instance knows (read XCom then)."""
+        self._context: Context | None = None
+        """The running try's context, for ``on_kill`` (which Airflow calls without one)."""
 
     def _check_untemplated_arguments(self) -> None:
         """Fail at DAG parse time on arguments no template can change.
@@ -234,6 +245,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
     # --- running ----------------------------------------------------------------------------
 
     def execute(self, context: Context) -> str:
+        self._context = context
         self._snowsight_url = ""  # nothing to link to until CREATE has run
         try:
             self.execute_resumable(context)
@@ -245,14 +257,31 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:
         """Resume after the trigger fired: the same conclusion as a wait in the worker."""
+        self._context = context
         job = job_from_event(event)
         self._adopt(job.id, context)
         self._conclude(job, context)
         return job.id
 
     def on_kill(self) -> None:
-        if self.cancel_on_kill and self._job_id and not self._concluded:
+        """Cancel the job if this try still owns it and the kill ends the task (see ``ownership``)."""
+        if not (self.cancel_on_kill and self._job_id and not self._concluded and self._context):
+            return
+        verdict = self._kill_verdict(self._job_id, self._context)
+        self.log.info("Task killed (try %s): %s", self._context["ti"].try_number, verdict.reason)
+        if verdict.cancel:
             self._cancel_job(self._job_id)
+
+    def _kill_verdict(self, job_id: str, context: Context) -> KillVerdict:
+        ti = context["ti"]
+        store = self._owner_store(context)
+        recorded: Ownership | str | None = None
+        if store is not None:
+            recorded = bounded(lambda: Ownership.from_value(store.get(OWNER_KEY)), KILL_READ_SECONDS)
+        state = bounded(lambda: task_instance_state(ti), KILL_READ_SECONDS)
+        return worker_kill_verdict(
+            self._ownership(job_id, context), recorded, state, has_store=store is not None
+        )
 
     # --- ResumableJobMixin ------------------------------------------------------------------
 
@@ -296,14 +325,14 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
                 "cannot be checked"
             )
             if self.existing_job_policy == "fail":
-                raise CortexFineTuneError(
+                raise CortexExistingJobError(
                     f"{message}; existing_job_policy='fail' does not submit a new one", job_id=job_id
                 ) from None
             self.log.warning("%s; submitting a new job.", message)
             return GARBAGE_COLLECTED
         self.log.info("An earlier try of this task created job %s; it is %s", job_id, job.status)
         if self.existing_job_policy == "fail" and not job.failed:
-            raise CortexFineTuneError(
+            raise CortexExistingJobError(
                 f"An earlier try of this task created job {job_id}, which is {job.status}; "
                 "existing_job_policy='fail' neither reattaches to it nor submits another. Inspect or "
                 "cancel it, then clear the task's state to train again.",
@@ -343,11 +372,40 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
     # --- helpers ----------------------------------------------------------------------------
 
     def _adopt(self, job_id: str, context: Context) -> str:
-        """Make ``job_id`` this task's job: the one ``on_kill`` cancels and XCom names."""
+        """Make ``job_id`` this try's job: the one XCom names, owned before anything waits on it."""
         if self._job_id != job_id:
+            self._claim(job_id, context)
             self._job_id = job_id
             context["ti"].xcom_push(key="job_id", value=job_id)
         return job_id
+
+    def _owner_store(self, context: Context) -> Any:
+        """The task state store that records ownership; none with ``always_create`` (every try
+        has its own job) or on an Airflow without one."""
+        return None if self.existing_job_policy == "always_create" else context.get("task_state_store")
+
+    @staticmethod
+    def _ownership(job_id: str, context: Context) -> Ownership:
+        ti = context["ti"]
+        return Ownership(job_id, int(ti.try_number), str(getattr(ti, "id", "") or ""))
+
+    def _claim(self, job_id: str, context: Context) -> None:
+        """Record this try as the job's owner, so an older try's kill leaves the job alone."""
+        store = self._owner_store(context)
+        if store is None:
+            return
+        mine = self._ownership(job_id, context)
+        before = Ownership.from_value(store.get(OWNER_KEY))
+        store.set(OWNER_KEY, mine.to_value())
+        if before is None or before.job_id != job_id:
+            self.log.info("Job %s is owned by try %s", job_id, mine.try_number)
+        elif before.ti_id != mine.ti_id:
+            self.log.info(
+                "Try %s takes over job %s from %s; that try's kill no longer cancels it",
+                mine.try_number,
+                job_id,
+                before.describe(),
+            )
 
     def _current(self, job_id: str) -> FineTuneJob | None:
         """The job's state: what the resume decision just read, or a fresh DESCRIBE."""
@@ -444,7 +502,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         )
 
     def _find_unrecorded_job(self, request: FineTuneRequest, context: Context) -> FineTuneJob | None:
-        """A job an earlier try submitted but never recorded (see :mod:`airflow_cortex.reattach`)."""
+        """A job an earlier try submitted but never recorded (see :mod:`..jobcontrol.reattach`)."""
         if self.existing_job_policy == "always_create":
             return None
         store = context.get("task_state_store")
@@ -477,7 +535,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
                 ", ".join(m.id for m in matches),
             )
         if self.existing_job_policy == "fail":
-            raise CortexFineTuneError(
+            raise CortexExistingJobError(
                 f"An earlier try of this task created job {job.id} ({job.status}) but never recorded it; "
                 "existing_job_policy='fail' neither reattaches to it nor submits another",
                 job_id=job.id,

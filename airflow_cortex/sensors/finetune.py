@@ -8,8 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_cortex.exceptions import CortexTransientError, CortexValidationError
-from airflow_cortex.task_support import DEFAULT_CONN_ID, CortexTaskMixin
-from airflow_cortex.waiting import (
+from airflow_cortex.jobcontrol.waiting import (
     DEFAULT_POLL_INTERVAL,
     RetryPolicy,
     job_from_event,
@@ -17,6 +16,7 @@ from airflow_cortex.waiting import (
     report_success,
     require_success,
 )
+from airflow_cortex.task_support import DEFAULT_CONN_ID, CortexTaskMixin
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_cortex.results import FineTuneJob
+
+
+#: Task-state-store key of the transient failures in a row, kept across reschedule-mode pokes.
+TRANSIENT_FAILURES_KEY = "cortex_sensor_transient_failures"
 
 
 class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
@@ -75,6 +79,7 @@ class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
         self.schema = schema
         self.role = role
         self._transient_failures = 0
+        """Failures in a row in poke mode (one process); reschedule mode keeps them in the store."""
 
     def _job_id(self) -> str:
         if not isinstance(self.job_id, str) or not self.job_id.strip():
@@ -105,22 +110,49 @@ class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
         try:
             job = self.hook.describe_finetune_job(job_id)
         except CortexTransientError as error:
-            self._transient_failures += 1
-            if self._transient_failures >= self.transient_retry.max_attempts:
+            failures = self._count_transient_failure(context)
+            if failures >= self.transient_retry.max_attempts:
+                self.log.error("Giving up on job %s after %d failed attempts in a row", job_id, failures)
                 raise
             self.log.warning(
                 "Could not check job %s (%d of %d failures tolerated): %s",
                 job_id,
-                self._transient_failures,
+                failures,
                 self.transient_retry.max_attempts,
                 error,
             )
             return PokeReturnValue(is_done=False)
-        self._transient_failures = 0
+        self._reset_transient_failures(context)
         self.log.info("%s", progress_message(job))
         if not job.is_finished:
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=self._conclude(job, context))
+
+    # In reschedule mode every poke runs in a fresh process on a fresh copy of the sensor, so the
+    # count of failures in a row lives in the task state store, tagged with the try it belongs to.
+
+    def _failure_store(self, context: Context) -> Any:
+        return context.get("task_state_store") if self.reschedule else None
+
+    def _count_transient_failure(self, context: Context) -> int:
+        store = self._failure_store(context)
+        if store is None:
+            self._transient_failures += 1
+            return self._transient_failures
+        try_number = int(context["ti"].try_number)
+        record = store.get(TRANSIENT_FAILURES_KEY)
+        count = 0
+        if isinstance(record, dict) and record.get("try_number") == try_number:
+            count = int(record.get("count") or 0)
+        store.set(TRANSIENT_FAILURES_KEY, {"try_number": try_number, "count": count + 1})
+        return count + 1
+
+    def _reset_transient_failures(self, context: Context) -> None:
+        store = self._failure_store(context)
+        if store is None:
+            self._transient_failures = 0
+        elif store.get(TRANSIENT_FAILURES_KEY) is not None:
+            store.delete(TRANSIENT_FAILURES_KEY)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         return self._conclude(job_from_event(event), context)

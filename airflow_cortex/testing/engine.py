@@ -561,3 +561,31 @@ class CortexEngine:
     def job_count(self) -> int:
         with self._lock:
             return len(self._jobs)
+
+    def timeline(self) -> list[dict[str, Any]]:
+        """Every job's life so far, oldest first: when it was created and (if it has) ended.
+
+        What a test needs to prove "at most one job running at a time" for a task, and to count
+        jobs created and cancelled, while the emulator serves another process.
+        """
+        with self._lock:
+            now = self.clock()
+            self._settle(now)
+            rows = []
+            for job in sorted(self._jobs.values(), key=lambda j: j.created_at):
+                status = job.status(now)
+                ended = None
+                if status == "CANCELLED":
+                    ended = job.cancelled_at
+                elif status in ("SUCCESS", "ERROR"):
+                    ended = job.finishes_at
+                rows.append(
+                    {
+                        "id": job.id,
+                        "status": status,
+                        "model_name": job.model_name.raw,
+                        "created_at": job.created_at,
+                        "ended_at": ended,
+                    }
+                )
+            return rows

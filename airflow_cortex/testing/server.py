@@ -36,7 +36,7 @@ from fakesnow.instance import FakeSnow
 from starlette.applications import Starlette
 
 from airflow_cortex.sqltext import TEXT, lex
-from airflow_cortex.testing import sql_api
+from airflow_cortex.testing import control, sql_api
 from airflow_cortex.testing.engine import Clock, CortexEngine, EmulatedSnowflakeError
 from airflow_cortex.testing.network import ConnectionDropped, Faults, NetworkEdge
 
@@ -197,7 +197,7 @@ class CortexEmulator:
         fakesnow_server.sessions.clear()
         # One edge for the emulator's life: answers to retried requests survive a restart.
         self._edge = NetworkEdge(
-            Starlette(routes=[*fakesnow_server.routes, *sql_api.routes(self)]),
+            Starlette(routes=[*fakesnow_server.routes, *sql_api.routes(self), *control.routes(self)]),
             self.counts,
             self.faults,
             self.logins,

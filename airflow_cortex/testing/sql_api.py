@@ -1,4 +1,4 @@
-"""Snowflake's SQL API (``/api/v2/statements``) on the emulator, and a statistics endpoint.
+"""Snowflake's SQL API (``/api/v2/statements``) on the emulator.
 
 The Snowflake provider's ``SnowflakeSqlApiOperator`` talks REST, not the connector's protocol.
 With these routes the emulator serves it too, so a benchmark can run the same FINETUNE
@@ -10,9 +10,6 @@ The stock hook builds ``https://<account>.snowflakecomputing.com/api/v2/statemen
 setting for another address, so the routes are also served under
 ``/sqlapi/<host>/api/v2/statements``: a hook whose ``account_identifier`` is
 ``http://<emulator>/sqlapi/<account>`` reaches them with nothing else changed.
-
-``GET /cortex-emulator/stats`` answers the counts a benchmark needs while the emulator runs in
-another process: logins, connector queries, SQL API requests and jobs.
 """
 
 from __future__ import annotations
@@ -68,15 +65,11 @@ def routes(emulator: CortexEmulator) -> list[Route]:
         code, answer = results[handle]
         return JSONResponse(answer, status_code=code)
 
-    async def stats(_request: Request) -> JSONResponse:
-        return JSONResponse({**emulator.counts, "jobs": emulator.engine.job_count})
-
     return [
         Route("/api/v2/statements", submit, methods=["POST"]),
         Route("/api/v2/statements/{handle}", status, methods=["GET"]),
         Route("/sqlapi/{host}/api/v2/statements", submit, methods=["POST"]),
         Route("/sqlapi/{host}/api/v2/statements/{handle}", status, methods=["GET"]),
-        Route("/cortex-emulator/stats", stats, methods=["GET"]),
     ]
 
 

@@ -11,8 +11,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_cortex.exceptions import CortexFineTuneError
-from airflow_cortex.task_support import build_hook, connection_settings
-from airflow_cortex.waiting import DEFAULT_POLL_INTERVAL, RetryPolicy, Waiter
+from airflow_cortex.jobcontrol.ownership import UNKNOWN, trigger_kill_verdict
+from airflow_cortex.jobcontrol.waiting import DEFAULT_POLL_INTERVAL, RetryPolicy, Waiter
+from airflow_cortex.task_support import build_hook, connection_settings, task_instance_state
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -183,8 +184,25 @@ class CortexFineTuneTrigger(BaseTrigger):
     # --- a user killed the task -------------------------------------------------------------
 
     async def on_kill(self) -> None:
+        """Cancel the job only if the user ended the task; a clear leaves it to the newer try.
+
+        Airflow (3.3+) calls this for mark failed, mark success *and* clear. After a clear, the
+        newer try reattaches to this job, and a cancel landing then would fail it (see
+        :mod:`airflow_cortex.jobcontrol.ownership`). The task instance's state tells them apart.
+        """
         if not self.cancel_on_kill:
             self.log.info("Task killed; job %s is left running (cancel_on_kill is off)", self.job_id)
             return
+        verdict = trigger_kill_verdict(self.job_id, await _off_loop(self._task_instance_state))
+        self.log.info(
+            "Task killed (try %s): %s", getattr(self.task_instance, "try_number", "?"), verdict.reason
+        )
+        if not verdict.cancel:
+            return
         hook = await _off_loop(self._make_hook, False)
         self.log.info("Task killed: %s", await _off_loop(hook.cancel_if_running, self.job_id))
+
+    def _task_instance_state(self) -> str | None:
+        """The deferred task instance's state now (blocking: run it off the loop)."""
+        ti = getattr(self, "task_instance", None)
+        return UNKNOWN if ti is None else task_instance_state(ti)

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from airflow.providers.common.compat.sdk import DAG
 
+from airflow_cortex.jobcontrol.waiting import RetryPolicy
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
 from airflow_cortex.sensors.finetune import CortexFineTuneSensor
 
@@ -148,16 +149,19 @@ _wait_dag(
     execution_timeout=timedelta(seconds=float(os.environ.get("CORTEX_TEST_EXECUTION_TIMEOUT", "3"))),
 )
 
-for _deferrable in (False, True):
+# One DAG per sensor mode: a start that does not wait, then the sensor. In reschedule mode every
+# poke is a new process with a fresh copy of the sensor.
+for _mode in ("poke", "deferred", "reschedule"):
     with DAG(
-        dag_id=f"cortex_test_sensor_{'deferred' if _deferrable else 'poke'}",
+        dag_id=f"cortex_test_sensor_{_mode}",
         schedule=None,
         start_date=datetime(2026, 1, 1),
+        params={"model_name": f"{'rescheduled' if _mode == 'reschedule' else 'sensed'}_model"},
     ):
         _start = CortexFineTuneOperator(
             task_id="finetune",
             snowflake_conn_id=CONN_ID,
-            model_name="sensed_model",
+            model_name="{{ params.model_name }}",
             base_model="mistral-7b",
             training_data_query="SELECT prompt, completion FROM train",
             wait_for_completion=False,
@@ -167,8 +171,16 @@ for _deferrable in (False, True):
             task_id="wait",
             snowflake_conn_id=CONN_ID,
             job_id=_start.output,  # type: ignore[arg-type]
-            poke_interval=0.1,
-            timeout=60,
-            deferrable=_deferrable,
+            poke_interval=0.2 if _mode == "reschedule" else 0.1,
+            timeout=float(os.environ.get("CORTEX_TEST_SENSOR_TIMEOUT", "60")),
+            deferrable=_mode == "deferred",
+            mode="reschedule" if _mode == "reschedule" else "poke",
+            max_transient_errors=3 if _mode == "reschedule" else RetryPolicy.max_attempts,
             retries=0,
         )
+
+# --- failing fast: retries=3, yet an error no retry can fix ends the task at once ----------------
+
+_wait_dag("cortex_test_failfast_worker", deferrable=False, retries=3)
+_wait_dag("cortex_test_failfast_deferred", deferrable=True, retries=3)
+_wait_dag("cortex_test_failfast_policy", deferrable=False, retries=3, existing_job_policy="fail")

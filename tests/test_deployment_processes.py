@@ -1,0 +1,302 @@
+"""One job per intent in a real multi-process deployment, with processes dying at any moment.
+
+The API server, the scheduler (LocalExecutor), the DAG processor and the triggerer run as four
+processes on a PostgreSQL metadata database (SQLite only if PostgreSQL cannot start here, and
+then the output says so), against the Cortex emulator in a fifth. Each scenario is a fresh DAG
+run that an operator of such a deployment would live through: a component killed with
+SIGKILL and restarted, a task process killed right after CREATE, a clear while the service
+refuses CANCEL, a task marked failed and then cleared. For each, the emulator's own record of
+the run's jobs must show at most one job running at any time, exactly one successful job, and
+nothing left running; the run must succeed. A table of what each scenario cost is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from airflow_deployment import COMPONENTS, SUMMARY, Deployment, PostgresServer, wait_for
+from conftest import EXAMPLES, run_cli
+
+from airflow_cortex.testing.process import EmulatorProcess
+
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+
+DAGS = Path(__file__).parent / "deployment_dags"
+WORKER, DEFERRED, DEFERRED_NO_RETRY = (
+    "cortex_deploy_worker_r2",
+    "cortex_deploy_deferred_r2",
+    "cortex_deploy_deferred_r0",
+)
+READY_TIMEOUT = 240
+RUN_TIMEOUT = 300
+TRAINING_SECONDS = 25.0
+
+REPORT: list[dict[str, Any]] = []
+
+
+@dataclass
+class Stack:
+    deployment: Deployment
+    emulator_url: str
+    database: str
+
+    def emulator(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.emulator_url}/cortex-emulator/{path}",
+            data=data,
+            headers={"Content-Type": "application/json"},
+            method=method,
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def jobs(self, model: str) -> list[dict[str, Any]]:
+        return [job for job in self.emulator("GET", "jobs") if job["model_name"] == model]
+
+    def diagnostics(self) -> str:
+        return f"emulator jobs: {self.emulator('GET', 'jobs')}\n{self.deployment.logs()}"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    root = tmp_path_factory.mktemp("deployment")
+    home = root / "airflow-home"
+    home.mkdir()
+    postgres: PostgresServer | None = None
+    reason = PostgresServer.unavailable_reason()
+    if reason is None:
+        try:
+            postgres = PostgresServer().start()
+        except (RuntimeError, OSError) as error:
+            reason = str(error)
+    if postgres is not None:
+        url, database = postgres.url, "PostgreSQL"
+    else:
+        url, database = f"sqlite:///{home / 'airflow.db'}", "SQLite"
+        SUMMARY.append(f"*** PostgreSQL could not start ({reason}); the deployment test ran on SQLite ***")
+    emulator = EmulatorProcess("--pending-seconds", "1", "--training-seconds", str(TRAINING_SECONDS)).start()
+    deployment = Deployment(
+        home,
+        DAGS,
+        url,
+        {"AIRFLOW_CONN_SNOWFLAKE_DEFAULT": emulator.connection},
+    )
+    try:
+        run_cli(
+            str(EXAMPLES / "support_tickets_demo.py"), "--conn-id", "snowflake_default", env=deployment.env
+        )
+        deployment.airflow("db", "migrate")
+        for component in COMPONENTS:
+            deployment.start(component)
+        for component in COMPONENTS:
+            wait_for(
+                lambda c=component: deployment.healthy(c),
+                READY_TIMEOUT,
+                f"{component} healthy",
+                deployment.logs,
+            )
+        for dag_id in (WORKER, DEFERRED, DEFERRED_NO_RETRY):
+            wait_for(
+                lambda d=dag_id: _dag_parsed(deployment, d),
+                READY_TIMEOUT,
+                f"{dag_id} parsed",
+                deployment.logs,
+            )
+        extra = json.loads(emulator.connection)["extra"]
+        yield Stack(deployment, f"http://{extra['host']}:{extra['port']}", database)
+    finally:
+        deployment.stop()
+        emulator.stop()
+        if postgres is not None:
+            postgres.stop()
+        _summarise(database)
+
+
+def _dag_parsed(deployment: Deployment, dag_id: str) -> bool:
+    try:
+        return deployment.request("GET", f"/api/v2/dags/{dag_id}")["dag_id"] == dag_id
+    except OSError:
+        return False
+
+
+def _summarise(database: str) -> None:
+    """The table the session's summary prints (see ``conftest.pytest_terminal_summary``)."""
+    if not REPORT:
+        return
+    lines = [
+        f"Multi-process deployment on {database}: per scenario, what the emulator saw",
+        "| scenario | jobs created | jobs cancelled | max running at once | final run state | tries used |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    lines += [
+        f"| {r['scenario']} | {r['created']} | {r['cancelled']} | {r['max_running']} | {r['state']} | {r['tries']} |"
+        for r in REPORT
+    ]
+    SUMMARY.extend(lines)
+
+
+def max_running(jobs: list[dict[str, Any]]) -> int:
+    """The most jobs alive at one instant, from their created and ended times."""
+    events = []
+    for job in jobs:
+        events.append((job["created_at"], 1))
+        events.append((job["ended_at"] if job["ended_at"] is not None else float("inf"), -1))
+    running = most = 0
+    for _, step in sorted(events, key=lambda event: (event[0], event[1])):
+        running += step
+        most = max(most, running)
+    return most
+
+
+def _start(stack: Stack, dag_id: str, model: str, *, training_seconds: float = TRAINING_SECONDS) -> str:
+    stack.emulator("POST", "settings", {"training_seconds": training_seconds})
+    return stack.deployment.trigger(dag_id, {"model_name": model})
+
+
+def _waiting(stack: Stack, dag_id: str, run_id: str, model: str, state: str) -> dict[str, Any]:
+    """Wait until the task is in ``state`` and its job trains; returns the job."""
+
+    def ready():
+        jobs = [job for job in stack.jobs(model) if job["status"] == "IN_PROGRESS"]
+        if jobs and stack.deployment.task(dag_id, run_id, "finetune")["state"] == state:
+            return jobs[0]
+        return None
+
+    return wait_for(
+        ready, RUN_TIMEOUT, f"{dag_id} {run_id}: finetune {state} while its job trains", stack.diagnostics
+    )
+
+
+def _finish(stack: Stack, scenario: str, dag_id: str, run_id: str, model: str) -> list[dict[str, Any]]:
+    """Wait for the run to end, record what it cost, and check the promises every scenario keeps."""
+    state = wait_for(
+        lambda: (s := stack.deployment.run_state(dag_id, run_id)) in ("success", "failed") and s,
+        RUN_TIMEOUT,
+        f"{dag_id} {run_id} to end",
+        stack.diagnostics,
+    )
+    jobs = stack.jobs(model)
+    tries = stack.deployment.task(dag_id, run_id, "finetune")["try_number"]
+    REPORT.append(
+        {
+            "scenario": scenario,
+            "created": len(jobs),
+            "cancelled": sum(job["status"] == "CANCELLED" for job in jobs),
+            "max_running": max_running(jobs),
+            "state": state,
+            "tries": tries,
+        }
+    )
+    assert state == "success", stack.diagnostics()
+    assert [job for job in jobs if job["status"] in ("PENDING", "IN_PROGRESS")] == []
+    assert max_running(jobs) <= 1, jobs
+    assert [job["status"] for job in jobs].count("SUCCESS") == 1, jobs
+    assert stack.deployment.task(dag_id, run_id, "report")["state"] == "success"
+    return jobs
+
+
+def _task_log(stack: Stack, dag_id: str, run_id: str, attempt: int) -> str:
+    paths = stack.deployment.home.glob(
+        f"logs/dag_id={dag_id}/run_id={run_id}/task_id=finetune/attempt={attempt}.log*"
+    )
+    return "\n".join(path.read_text(errors="replace") for path in sorted(paths))
+
+
+# --- the scenarios, each a fresh run -----------------------------------------------------------
+
+
+def test_triggerer_killed_while_deferred_and_restarted(stack):
+    model = "deploy_triggerer_kill"
+    run_id = _start(stack, DEFERRED, model)
+    _waiting(stack, DEFERRED, run_id, model, "deferred")
+    stack.deployment.kill("triggerer", whole_group=True)
+    time.sleep(2)
+    stack.deployment.start("triggerer")
+    jobs = _finish(stack, "1. kill -9 triggerer while deferred, restart", DEFERRED, run_id, model)
+    assert len(jobs) == 1
+    assert stack.deployment.task(DEFERRED, run_id, "finetune")["try_number"] == 1
+
+
+def test_scheduler_killed_alone_while_a_worker_waits(stack):
+    """The reported defect: the new scheduler resets the task, try 2 reattaches, and try 1 (told
+    to stop) must not cancel the job try 2 adopted."""
+    model = "deploy_scheduler_kill"
+    run_id = _start(stack, WORKER, model, training_seconds=60)
+    job = _waiting(stack, WORKER, run_id, model, "running")
+    stack.deployment.kill("scheduler", whole_group=False)  # its LocalExecutor workers live on
+    time.sleep(1)
+    stack.deployment.start("scheduler")
+    jobs = _finish(stack, "2. kill -9 scheduler alone, worker waiting", WORKER, run_id, model)
+    assert [j["id"] for j in jobs] == [job["id"]]
+    assert stack.deployment.task(WORKER, run_id, "finetune")["try_number"] == 2
+    first, second = _task_log(stack, WORKER, run_id, 1), _task_log(stack, WORKER, run_id, 2)
+    assert "Reconnecting to existing job" in second
+    assert f"takes over job {job['id']}" in second
+    assert f"leaving job {job['id']} running" in first
+
+
+@pytest.mark.parametrize("dag_id", [WORKER, DEFERRED])
+def test_task_process_killed_right_after_create(stack, dag_id):
+    """CREATE took effect but its answer is held back; the task process dies before reading it."""
+    model = f"deploy_task_kill_{dag_id.split('_')[2]}"
+    stack.emulator("POST", "faults", {"kind": "stall", "seconds": 5, "times": 1, "sql_contains": "'CREATE'"})
+    run_id = _start(stack, dag_id, model)
+    wait_for(lambda: stack.jobs(model), RUN_TIMEOUT, "CREATE to reach the emulator", stack.diagnostics)
+    pid = stack.deployment.task(dag_id, run_id, "finetune")["pid"]
+    os.kill(int(pid), signal.SIGKILL)
+    mode = "worker" if dag_id == WORKER else "deferred"
+    jobs = _finish(stack, f"3. kill -9 task process right after CREATE ({mode})", dag_id, run_id, model)
+    assert len(jobs) == 1
+    assert stack.deployment.task(dag_id, run_id, "finetune")["try_number"] == 2
+    assert f"Reattaching to job {jobs[0]['id']}" in _task_log(stack, dag_id, run_id, 2)
+
+
+@pytest.mark.parametrize("dag_id", [DEFERRED_NO_RETRY, DEFERRED])
+def test_clear_while_deferred_with_cancel_refused(stack, dag_id):
+    """A user clears the deferred task while the service answers CANCEL with 503: the clear
+    reattaches to the running job, and no cancel is even attempted, so none can land late."""
+    model = f"deploy_clear_{dag_id[-2:]}"
+    run_id = _start(stack, dag_id, model)
+    job = _waiting(stack, dag_id, run_id, model, "deferred")
+    stack.emulator("POST", "faults", {"kind": "unavailable", "times": 1_000_000, "sql_contains": "'CANCEL'"})
+    try:
+        stack.deployment.clear(dag_id, run_id, "finetune")
+        jobs = _finish(
+            stack, f"4. clear while deferred, CANCEL 503 (retries={dag_id[-1]})", dag_id, run_id, model
+        )
+    finally:
+        stack.emulator("DELETE", "faults")
+    assert [j["id"] for j in jobs] == [job["id"]]
+    assert jobs[0]["status"] == "SUCCESS"
+    assert stack.deployment.task(dag_id, run_id, "finetune")["try_number"] == 2
+    assert "Reconnecting to existing job" in _task_log(stack, dag_id, run_id, 2)
+
+
+@pytest.mark.parametrize("dag_id", [WORKER, DEFERRED])
+def test_marked_failed_while_waiting_then_cleared(stack, dag_id):
+    """Mark failed ends the task, so its job is cancelled; the clear then trains one new job."""
+    model = f"deploy_mark_failed_{dag_id.split('_')[2]}"
+    run_id = _start(stack, dag_id, model)
+    waiting_state = "running" if dag_id == WORKER else "deferred"
+    first = _waiting(stack, dag_id, run_id, model, waiting_state)
+    stack.deployment.mark(dag_id, run_id, "finetune", "failed")
+    wait_for(
+        lambda: [j for j in stack.jobs(model) if j["id"] == first["id"] and j["status"] == "CANCELLED"],
+        RUN_TIMEOUT,
+        "the marked-failed task's job to be cancelled",
+        stack.diagnostics,
+    )
+    stack.deployment.clear(dag_id, run_id, "finetune")
+    mode = "worker" if dag_id == WORKER else "deferred"
+    jobs = _finish(stack, f"5. mark failed while waiting ({mode}), then clear", dag_id, run_id, model)
+    assert [j["status"] for j in jobs] == ["CANCELLED", "SUCCESS"]
+    assert jobs[0]["id"] == first["id"]
