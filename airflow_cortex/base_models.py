@@ -30,6 +30,10 @@ class BaseModelSpec:
         return self.max_rows_one_epoch // max(epochs, 1)
 
 
+#: Epochs Snowflake trains for when ``max_epochs`` is not given, per its fine-tuning user guide
+#: ("Default: 3"). The row limits then are those for three epochs.
+DEFAULT_EPOCHS = 3
+
 KNOWN_BASE_MODELS: dict[str, BaseModelSpec] = {
     spec.name: spec
     for spec in (

@@ -49,14 +49,25 @@ def snowsight_base_url(
     return f"{SNOWSIGHT}/{quote((region or DEFAULT_LOCATOR_REGION).lower())}/{quote(account)}"
 
 
-def model_url(base: str, model: str) -> str:
-    """The tuned model's page: ``model`` is DESCRIBE's fully qualified name."""
+def model_url(base: str, model: str, database: str | None = None, schema: str | None = None) -> str:
+    """The tuned model's page.
+
+    ``model`` is DESCRIBE's name for it: usually fully qualified, but published outputs also show
+    a bare name (``"model":"my_tuned_model"``), which lives in the session's ``database`` and
+    ``schema`` (FINETUNE saves the model in the schema it resolves the name in).
+    """
     parsed = parse_model_name(model, "model")
     parts = [p.text for p in parsed.parts]
-    if len(parts) != 3:
-        raise ValueError(f"A model URL needs a fully qualified model name, got {model!r}")
-    database, schema, name = (quote(part, safe="") for part in parts)
-    return f"{base}/#/data/databases/{database}/schemas/{schema}/model/{name}"
+    if len(parts) < 3:
+        context = [database, schema][: 3 - len(parts)]
+        if not all(context):
+            raise ValueError(
+                f"A model URL needs a fully qualified model name or the session's database and schema, "
+                f"got {model!r}"
+            )
+        parts = [str(part) for part in context] + parts
+    database_part, schema_part, name = (quote(part, safe="") for part in parts)
+    return f"{base}/#/data/databases/{database_part}/schemas/{schema_part}/model/{name}"
 
 
 def query_url(base: str, query_id: str) -> str:

@@ -20,7 +20,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_cortex.base_models import KNOWN_BASE_MODELS
+from airflow_cortex.base_models import DEFAULT_EPOCHS, KNOWN_BASE_MODELS
 from airflow_cortex.exceptions import CortexBudgetExceededError, CortexDataCheckError
 from airflow_cortex.preflight import DEFAULT_CHARS_PER_TOKEN
 
@@ -31,6 +31,11 @@ if TYPE_CHECKING:
     from airflow_cortex.preflight import PreflightChecks
     from airflow_cortex.statements import FineTuneRequest
 
+#: Said with a row-limit problem when the limit of Snowflake's default epochs was applied.
+DEFAULT_EPOCHS_NOTE = (
+    f" (max_epochs is not set, so Snowflake trains its default of {DEFAULT_EPOCHS} epochs, "
+    "and this is the limit applied)"
+)
 #: Characters of an offending row shown in an error: enough to find the row, not to leak it all.
 SAMPLE_CHARS = 60
 #: Where a part's columns come from in the profiling row: ``T_ROWS``, ``V_ROWS``, ...
@@ -252,13 +257,15 @@ def data_problems(
                 "preflight_checks.max_truncated_fraction"
             )
         if training:
-            limit_epochs = epochs or 1
+            limit_epochs = epochs or DEFAULT_EPOCHS
             limit = spec.max_rows(limit_epochs)
             if profile.usable_rows > limit:
+                chosen = "" if epochs else DEFAULT_EPOCHS_NOTE
+                lower = f" or set a lower max_epochs (1 allows {spec.max_rows_one_epoch:,})"
                 problems.append(
                     f"has {profile.usable_rows:,} rows, over {spec.name}'s limit of {limit:,} rows for "
-                    f"{limit_epochs} epoch(s) ({spec.max_rows_one_epoch:,} / {limit_epochs}); sample the "
-                    "data" + (" or lower max_epochs" if limit_epochs > 1 else "")
+                    f"{limit_epochs} epoch(s) ({spec.max_rows_one_epoch:,} / {limit_epochs}){chosen}; sample "
+                    "the data" + (lower if limit_epochs > 1 else "")
                 )
     return [f"{profile.parameter}: {problem}" for problem in problems]
 

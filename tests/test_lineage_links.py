@@ -6,7 +6,7 @@ import json
 
 import pytest
 from conftest import emulator_env, load_dag, run_cli, xcom_value
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from airflow_cortex.exceptions import CortexValidationError
@@ -57,21 +57,138 @@ def test_unparsable_sql_gives_no_inputs_instead_of_failing(caplog):
     assert "Could not parse the query for lineage" in caplog.text
 
 
-IDENT = st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True).filter(
-    lambda name: name.upper() not in {"SELECT", "FROM", "JOIN", "ON", "AS", "WITH", "WHERE", "USING"}
+# Snowflake's reserved keywords, and those it forbids as table names in FROM
+# (https://docs.snowflake.com/en/sql-reference/reserved-keywords): a valid query quotes them.
+RESERVED = frozenset(
+    [
+        "ALL",
+        "ALTER",
+        "AND",
+        "ANY",
+        "AS",
+        "BETWEEN",
+        "BY",
+        "CASE",
+        "CAST",
+        "CHECK",
+        "COLUMN",
+        "CONNECT",
+        "CONSTRAINT",
+        "CREATE",
+        "CROSS",
+        "CURRENT",
+        "CURRENT_DATE",
+        "CURRENT_TIME",
+        "CURRENT_TIMESTAMP",
+        "CURRENT_USER",
+        "DELETE",
+        "DISTINCT",
+        "DROP",
+        "ELSE",
+        "EXISTS",
+        "FALSE",
+        "FOLLOWING",
+        "FOR",
+        "FROM",
+        "FULL",
+        "GRANT",
+        "GROUP",
+        "HAVING",
+        "ILIKE",
+        "IN",
+        "INCREMENT",
+        "INNER",
+        "INSERT",
+        "INTERSECT",
+        "INTO",
+        "IS",
+        "JOIN",
+        "LATERAL",
+        "LEFT",
+        "LIKE",
+        "LOCALTIME",
+        "LOCALTIMESTAMP",
+        "MINUS",
+        "NATURAL",
+        "NOT",
+        "NULL",
+        "OF",
+        "ON",
+        "OR",
+        "ORDER",
+        "QUALIFY",
+        "REGEXP",
+        "REVOKE",
+        "RIGHT",
+        "RLIKE",
+        "ROW",
+        "ROWS",
+        "SAMPLE",
+        "SELECT",
+        "SET",
+        "SOME",
+        "START",
+        "TABLE",
+        "TABLESAMPLE",
+        "THEN",
+        "TO",
+        "TRIGGER",
+        "TRUE",
+        "TRY_CAST",
+        "UNION",
+        "UNIQUE",
+        "UPDATE",
+        "USING",
+        "VALUES",
+        "WHEN",
+        "WHENEVER",
+        "WHERE",
+        "WITH",
+        "OUTER",
+        "MATCH_RECOGNIZE",
+    ]
 )
+#: Names that are keywords somewhere: SQL's, Snowflake's, or sqlglot's tokenizer's.
+KEYWORD_LIKE = sorted(
+    {*RESERVED, "COMMENT", "LANGUAGE", "REGION", "DATA", "VALUE", "STATUS", "SOURCE", "DATE", "LIMIT"}
+    | {"OFFSET", "TOP", "FILTER", "WINDOW", "RANGE", "PIVOT", "DESCRIBE", "MODEL", "KEY", "INDEX"}
+)
+IDENT = st.one_of(
+    st.from_regex(r"[a-z][a-z0-9_]{0,12}", fullmatch=True),
+    st.sampled_from(KEYWORD_LIKE).map(str.lower),
+)
+#: How a DAG author writes a table name: bare, or quoted (in upper case, the name Snowflake gives
+#: a bare one, or as typed). Reserved words must be quoted to be valid Snowflake SQL at all.
+WRITTEN = st.sampled_from(["bare", "quoted_upper", "quoted_as_typed"])
 
 
-@given(st.lists(IDENT, min_size=1, max_size=5, unique=True), st.lists(IDENT, max_size=3, unique=True))
+def _written(name: str, how: str) -> tuple[str, str]:
+    """The name as written in SQL, and the table it reads as Snowflake resolves it."""
+    if how == "bare" and name.upper() not in RESERVED:
+        return name, name.upper()
+    if how == "quoted_as_typed":
+        return f'"{name}"', name
+    return f'"{name.upper()}"', name.upper()
+
+
+@given(
+    st.lists(st.tuples(IDENT, WRITTEN), min_size=1, max_size=5, unique_by=lambda pair: pair[0]),
+    st.lists(IDENT, max_size=3, unique=True),
+)
+@example([("or", "bare"), ("and", "quoted_as_typed"), ("values", "quoted_upper")], [])
+@example([("order", "bare"), ("comment", "bare"), ("data", "bare"), ("limit", "bare")], ["x"])
 def test_every_joined_table_is_an_input_and_no_cte_is(tables, ctes):
+    """Keyword-like names are always among the cases (``@example``): CI replays a fixed sequence
+    of random cases, which must never be what decides whether they are covered."""
+    written = [_written(name, how) for name, how in tables]
     ctes = [f"cte_{c}" for c in ctes]
     with_clause = ""
     if ctes:
-        with_clause = "WITH " + ", ".join(f"{c} AS (SELECT * FROM {tables[0]})" for c in ctes) + " "
-    sources = ctes + tables
+        with_clause = "WITH " + ", ".join(f"{c} AS (SELECT * FROM {written[0][0]})" for c in ctes) + " "
+    sources = ctes + [sql_name for sql_name, _ in written]
     joins = " ".join(f"JOIN {name} j{i} ON j{i}.id = s0.id" for i, name in enumerate(sources[1:]))
     sql = f"{with_clause}SELECT s0.a AS prompt, s0.b AS completion FROM {sources[0]} s0 {joins}"
-    assert sorted(tables_read(sql, "DB", "S")) == sorted(f"DB.S.{t.upper()}" for t in tables)
+    assert sorted(tables_read(sql, "DB", "S")) == sorted({f"DB.S.{resolved}" for _, resolved in written})
 
 
 def test_model_names_in_openlineage_form():
@@ -147,6 +264,31 @@ def test_snowsight_urls():
     assert query_url(base, "01b2-c3") == f"{base}/#/compute/history/queries/01b2-c3/detail"
     with pytest.raises(ValueError, match="fully qualified"):
         model_url(base, "SUPPORT_1")
+    # Published DESCRIBE outputs also name the model bare; it lives in the session's schema.
+    assert model_url(base, "my_tuned_model", "ML", "MODELS") == (
+        f"{base}/#/data/databases/ML/schemas/MODELS/model/MY_TUNED_MODEL"
+    )
+    assert model_url(base, "MODELS.m", "ML", None) == f"{base}/#/data/databases/ML/schemas/MODELS/model/M"
+
+
+def test_a_link_that_cannot_be_built_never_fails_the_task(capsys):
+    """The job succeeded and was paid for: a model name the link cannot place only costs the link."""
+    from airflow_cortex.operators.finetune import CortexFineTuneOperator
+
+    class _NoSessionContext:
+        def _get_conn_params(self):
+            return {}  # no database or schema to place a bare name in
+
+    operator = CortexFineTuneOperator(
+        task_id="t", model_name="m", base_model="mistral-7b", training_data_query="SELECT 1 AS prompt"
+    )
+    operator.__dict__["hook"] = _NoSessionContext()
+    operator.__dict__["_snowsight_base"] = "https://app.snowflake.com/myorg/analytics"
+    operator._snowsight_url = "query-link"
+    operator._link_model("my_tuned_model", context={})
+    assert operator._snowsight_url == "query-link"
+    captured = capsys.readouterr()
+    assert "No Snowsight link to model my_tuned_model" in captured.out + captured.err
 
 
 @pytest.mark.airflow

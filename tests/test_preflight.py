@@ -97,8 +97,18 @@ FAILURES = [
             "training_data_query": "SELECT 'q' || i AS prompt, 'a' AS completion FROM big",
         },
         "training_data_query: has 1,400 rows, over llama3.1-70b's limit of 1,350 rows for 10 epoch(s) "
-        "(13,500 / 10); sample the data or lower max_epochs",
+        "(13,500 / 10); sample the data or set a lower max_epochs (1 allows 13,500)",
         id="row-limit-for-epochs",
+    ),
+    pytest.param(
+        {
+            "base_model": "llama3.1-70b",
+            "training_data_query": "SELECT 'q' || big.i || '-' || b4.i AS prompt, 'a' AS completion FROM big, big AS b4 LIMIT 4600",
+        },
+        "training_data_query: has 4,600 rows, over llama3.1-70b's limit of 4,500 rows for 3 epoch(s) "
+        "(13,500 / 3) (max_epochs is not set, so Snowflake trains its default of 3 epochs, and this is the "
+        "limit applied); sample the data or set a lower max_epochs (1 allows 13,500)",
+        id="row-limit-for-default-epochs",
     ),
     pytest.param(
         {"validation_data_query": "SELECT prompt, completion FROM no_such_table"},

@@ -15,7 +15,7 @@ from airflow_cortex.exceptions import (
     CortexJobNotFoundError,
     CortexTransientError,
 )
-from airflow_cortex.jobcontrol.reattach import request_matches_job
+from airflow_cortex.jobcontrol.reattach import UNVERIFIED, VERIFIED, match
 from airflow_cortex.links import snowsight_base_url
 from airflow_cortex.names import parse_identifier
 from airflow_cortex.preflight import DEFAULT_CHARS_PER_TOKEN
@@ -38,8 +38,22 @@ _SESSION_OVERRIDES = ("warehouse", "database", "schema", "role")
 # Connector timeouts the stock hook does not pass on; with them a connection can bound how long
 # the connector keeps retrying by itself before an error reaches the provider's own retries.
 _TIMEOUT_EXTRAS = ("login_timeout", "network_timeout", "socket_timeout")
-# Words Snowflake uses when DESCRIBE/CANCEL name a job it does not (or no longer) know.
+# How Snowflake says an object does not exist (or the role may not see it): SQL state 02000
+# ("no data") and error 2003 ("... does not exist or not authorized"), from its errors for
+# unknown objects. FINETUNE's own answer for an unknown job id is unpublished: the emulator's is a
+# guess (docs/emulator.md), so the words below are the last resort, and a decision taken on
+# words alone logs the raw error.
+_NOT_FOUND_SQLSTATES = frozenset({"02000"})
+_NOT_FOUND_ERRNOS = frozenset({2003})
 _NOT_FOUND_WORDS = ("not found", "does not exist", "no such")
+
+
+def job_not_found(errno: int | None, sqlstate: str | None, message: str) -> tuple[bool, bool]:
+    """Whether an error says the job is unknown, and whether that rests on its words alone."""
+    if sqlstate in _NOT_FOUND_SQLSTATES or errno in _NOT_FOUND_ERRNOS:
+        return True, False
+    by_words = any(word in message.lower() for word in _NOT_FOUND_WORDS)
+    return by_words, by_words
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -183,8 +197,19 @@ class CortexFineTuneHook(SnowflakeHook):
                     code = f"{exc.errno}" if exc.errno else None
                     message = getattr(exc, "raw_msg", None) or exc.msg
                     error_type = CortexFineTuneError
-                    if job_id and any(word in str(message).lower() for word in _NOT_FOUND_WORDS):
-                        error_type = CortexJobNotFoundError
+                    if job_id:
+                        unknown, by_words = job_not_found(exc.errno, exc.sqlstate, str(message))
+                        if unknown:
+                            error_type = CortexJobNotFoundError
+                        if by_words:
+                            self.log.warning(
+                                "Taking this error as 'job %s not found' by its words (error %s, SQL state "
+                                "%s): %s",
+                                job_id,
+                                exc.errno,
+                                exc.sqlstate,
+                                message,
+                            )
                     raise error_type(
                         f"{action}{what} failed: {message}", job_id=job_id, error_code=code
                     ) from exc
@@ -369,12 +394,32 @@ class CortexFineTuneHook(SnowflakeHook):
             and summary.created_on.timestamp() >= created_since
         ]
         candidates.sort(key=lambda summary: summary.created_on or 0, reverse=True)
-        matches = []
+        verified: list[FineTuneJob] = []
+        unverified: list[FineTuneJob] = []
         for summary in candidates:
             try:
                 job = self.describe_finetune_job(summary.id)
             except CortexJobNotFoundError:
                 continue
-            if request_matches_job(request, job):
-                matches.append(job)
-        return matches
+            strength = match(request, job, summary.base_model)
+            if strength == VERIFIED:
+                verified.append(job)
+            elif strength == UNVERIFIED:
+                unverified.append(job)
+        if verified:
+            return verified
+        if len(unverified) == 1:
+            self.log.warning(
+                "DESCRIBE of job %s does not show its queries; it matches this request on what it does "
+                "show and on SHOW's base model and creation time, and is the only such job",
+                unverified[0].id,
+            )
+            return unverified
+        if unverified:
+            self.log.warning(
+                "%d jobs (%s) might be this request's, but DESCRIBE does not show their queries; none "
+                "is adopted",
+                len(unverified),
+                ", ".join(job.id for job in unverified),
+            )
+        return []

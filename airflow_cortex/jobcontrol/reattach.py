@@ -37,31 +37,76 @@ def validate_policy(value: object) -> ExistingJobPolicy:
     return value
 
 
-def request_matches_job(request: FineTuneRequest, job: FineTuneJob) -> bool:
-    """Whether DESCRIBE shows ``job`` to be what ``request`` asks for (texts compared exactly).
+#: How well DESCRIBE shows a job to be a request's, from :func:`match`.
+NO_MATCH: Final = 0
+UNVERIFIED: Final = 1
+"""Nothing DESCRIBE shows differs, but it omits the queries (a minimal answer, as published
+outputs of running jobs are): only SHOW's base model and creation time vouch for it."""
+VERIFIED: Final = 2
+"""DESCRIBE shows the same queries and base model, and no option that differs."""
 
-    DESCRIBE reports the queries, base model and options of every job, but the model name only
-    once the job has succeeded; then its name must be ours, possibly with a suffix Snowflake added.
+
+def _options(raw: object) -> dict[str, object] | None:
+    """DESCRIBE's options as a dict; ``None`` if absent or empty, ``{"": raw}`` if unreadable."""
+    if raw is None or raw == "" or raw == {}:
+        return None
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            return {"": raw}
+    return dict(raw) if isinstance(raw, dict) else {"": raw}
+
+
+def _same_option(asked: object, reported: object) -> bool:
+    if isinstance(asked, bool) or isinstance(reported, bool):
+        return asked == reported
+    if isinstance(asked, (int, float)) or isinstance(reported, (int, float)):
+        try:
+            return float(str(asked)) == float(str(reported))
+        except ValueError:
+            return False
+    return asked == reported
+
+
+def match(request: FineTuneRequest, job: FineTuneJob, show_base_model: str | None = None) -> int:
+    """How well DESCRIBE shows ``job`` to be what ``request`` asks for (texts compared exactly).
+
+    Published DESCRIBE answers vary (see ``tests/conformance``): a running job may show only
+    ``id``, ``status`` and ``progress``; ``options`` may be missing, or hold values Snowflake
+    chose (``{"max_epochs": 3}`` for a request that set none). So a field DESCRIBE *omits* is
+    no evidence either way, and an option the request did not set is Snowflake's choice; but
+    any field it *shows* that differs from the request (queries, base model, a requested
+    option, the tuned model's name) rules the job out. ``show_base_model`` is SHOW's base model
+    for the job, used when DESCRIBE omits its own.
     """
     raw = job.raw
-    if job.base_model != request.base_model:
-        return False
-    if raw.get("training_data") != request.training_data_query:
-        return False
-    if (raw.get("validation_data") or None) != request.validation_data_query:
-        return False
-    options = raw.get("options") or {}
-    if isinstance(options, str):
-        try:
-            options = json.loads(options) if options.strip() else {}
-        except json.JSONDecodeError:
-            return False
-    if not isinstance(options, dict) or options != dict(request.options):
-        return False
+    base_model = job.base_model or show_base_model
+    if base_model != request.base_model:
+        return NO_MATCH
+    if "training_data" in raw and raw.get("training_data") != request.training_data_query:
+        return NO_MATCH
+    if "validation_data" in raw and (raw.get("validation_data") or None) != request.validation_data_query:
+        return NO_MATCH
+    reported = _options(raw.get("options"))
+    if reported is not None:
+        if "" in reported:
+            return NO_MATCH  # options this release cannot read
+        for key, asked in request.options.items():
+            if key not in reported or not _same_option(asked, reported[key]):
+                return NO_MATCH
     if job.status == FineTuneStatus.SUCCESS and job.model:
         try:
             tuned = parse_model_name(job.model).name.text
         except CortexValidationError:
-            return True  # a name this release cannot read; the rest matched exactly
-        return tuned.startswith(request.model_name.name.text)
-    return True
+            tuned = None  # a name this release cannot read; the rest decides
+        if tuned is not None and not tuned.startswith(request.model_name.name.text):
+            return NO_MATCH
+    return VERIFIED if "training_data" in raw else UNVERIFIED
+
+
+def request_matches_job(
+    request: FineTuneRequest, job: FineTuneJob, show_base_model: str | None = None
+) -> bool:
+    """Whether DESCRIBE shows nothing that rules ``job`` out for ``request`` (see :func:`match`)."""
+    return match(request, job, show_base_model) != NO_MATCH

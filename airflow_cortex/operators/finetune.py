@@ -420,8 +420,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
     def _conclude(self, job: FineTuneJob, context: Context) -> None:
         self._concluded = True
         self._result = report_success(require_success(job), context["ti"], self.log)
-        if job.model and (base := self._snowsight_base):
-            CortexSnowsightLink.persist(self, context, model_url(base, job.model))
+        if job.model:
+            self._link_model(job.model, context)
         if self.model_asset is not None:
             extra = {key: self._result[key] for key in ASSET_EXTRA_KEYS}
             context["outlet_events"][self.model_asset].extra.update(extra)
@@ -449,6 +449,20 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
             self.log.info(
                 "Within budget: %s of max_trained_tokens=%s", f"{estimate.trained_tokens:,}", f"{budget:,}"
             )
+
+    def _link_model(self, model: str, context: Context) -> None:
+        """Point the Snowsight link at the tuned model. A link never fails a task whose paid job
+        succeeded: a name it cannot place keeps the CREATE query's link, with a warning."""
+        base = self._snowsight_base
+        if not base:
+            return
+        try:
+            params = self.hook._get_conn_params()
+            url = model_url(base, model, params.get("database"), params.get("schema"))
+        except Exception as error:
+            self.log.warning("No Snowsight link to model %s: %s", model, error)
+            return
+        CortexSnowsightLink.persist(self, context, url)
 
     @cached_property
     def _snowsight_base(self) -> str | None:

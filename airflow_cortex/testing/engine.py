@@ -245,6 +245,7 @@ class CortexEngine:
         self.calls: list[FinetuneCall] = []
         self.completions: Counter[str] = Counter()
         """COMPLETE calls per model (one per row), e.g. to check an evaluation's cost."""
+        self._replays: dict[tuple[str, str | None], str] = {}
 
     # --- scripting, for tests ---------------------------------------------------------------
 
@@ -252,6 +253,12 @@ class CortexEngine:
         """Make the next job CREATE books end as ``outcome`` (queued: one outcome per job)."""
         with self._lock:
             self._scripts.append(outcome)
+
+    def replay(self, operation: str, text: str, job_id: str | None = None) -> None:
+        """Answer ``FINETUNE(operation[, job_id])`` with ``text``, verbatim: a recorded answer of
+        Snowflake's, so a test runs a published output through the connector and the hook."""
+        with self._lock:
+            self._replays[(operation.upper(), job_id)] = text
 
     def forget(self, job_id: str) -> None:
         """Garbage-collect a job as Snowflake does some time after a job ends."""
@@ -270,6 +277,9 @@ class CortexEngine:
         operation = arguments[0].upper()
         with self._lock:
             self.calls.append(FinetuneCall(operation, tuple(arguments[1:]), database, schema))
+            replayed = self._replays.get((operation, arguments[1] if len(arguments) == 2 else None))
+            if replayed is not None:
+                return replayed
             if operation == "CREATE":
                 return self.create(arguments[1:], database, schema)
             if operation == "SHOW" and len(arguments) == 1:
