@@ -12,15 +12,15 @@ A pipeline to copy. Each Monday, for the week that just ended:
    trains). When the job succeeds it emits an event on the ``SUPPORT_ASSISTANT_VERSIONS`` asset.
 3. ``evaluate`` asks the new model and the current one (the latest row of the
    ``support_model_pointer`` table; the base model before the first promotion) to answer the
-   held-out questions with ``SNOWFLAKE.CORTEX.COMPLETE``, and scores each answer against the
-   agent's real answer (word-overlap F1).
+   held-out questions with ``AI_COMPLETE`` (the current name of ``SNOWFLAKE.CORTEX.COMPLETE``),
+   and scores each answer against the agent's real answer (word-overlap F1).
 4. ``decide`` promotes the new model (appends it to ``support_model_pointer``, which is what the
    application reads) only if it scores higher; otherwise the current model stays.
 
 ``cortex_support_model_registry`` is scheduled on the asset: it records every new model version,
 promoted or not, with its job id, trained tokens and losses.
 
-On the local emulator, COMPLETE is emulated (see the README): a tuned model answers with the
+On the local emulator, AI_COMPLETE is emulated (see the README): a tuned model answers with the
 completion of its closest training prompt, a base model with a fixed generic answer.
 """
 
@@ -66,8 +66,8 @@ POINTER_TABLE = (
     "(model VARCHAR, score FLOAT, job_id VARCHAR, promoted_at TIMESTAMP_NTZ)"
 )
 EVALUATION_QUERY = """SELECT completion,
-       SNOWFLAKE.CORTEX.COMPLETE(%(candidate)s, prompt) AS candidate_answer,
-       SNOWFLAKE.CORTEX.COMPLETE(%(current)s, prompt) AS current_answer
+       AI_COMPLETE(%(candidate)s, prompt) AS candidate_answer,
+       AI_COMPLETE(%(current)s, prompt) AS current_answer
 FROM support_finetune_examples
 WHERE run_key = %(run_key)s AND split = 'holdout'
 ORDER BY ticket_id

@@ -212,6 +212,12 @@ def test_complete_answers_from_the_tuned_models_training_data(hook, cortex_emula
         # 'question 6' is closest to the training pair ('question 6', 'answer 2'): same answer each time.
         assert hook.get_first(query, parameters={"model": name}) == ("answer 2", BASE_MODEL_ANSWER, None)
     assert cortex_emulator.engine.completions[model] == 3  # one per non-NULL prompt asked
+    # AI_COMPLETE, the name the current fine-tuning guide uses, gives the same answers.
+    ai_query = query.replace("SNOWFLAKE.CORTEX.COMPLETE", "AI_COMPLETE")
+    assert hook.get_first(ai_query, parameters={"model": model}) == ("answer 2", BASE_MODEL_ANSWER, None)
+    assert cortex_emulator.engine.completions[model] == 4
+    with pytest.raises(ProgrammingError, match="does not exist or access is not"):
+        hook.get_first("SELECT AI_COMPLETE('CORTEX_TEST.PUBLIC.NO_SUCH_MODEL', 'hi')")
 
 
 def test_complete_supports_only_the_two_argument_form(hook):

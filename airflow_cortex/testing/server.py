@@ -291,6 +291,23 @@ class CortexEmulator:
             VARCHAR,
             null_handling=FunctionNullHandling.SPECIAL,
         )
+
+        # AI_COMPLETE, the name Snowflake's current guide runs tuned models with, is a top-level
+        # function: registered by that name, with no session context (a tuned model must be
+        # named in full, as the operator's ``model`` XCom always is).
+        def ai_complete(model: str | None, prompt: str | None) -> str | None:
+            try:
+                return self.engine.complete([model, prompt], None, None)
+            except EmulatedSnowflakeError as error:
+                raise _FlaggedError(error) from None
+
+        duck_conn.create_function(
+            "ai_complete",
+            ai_complete,
+            [VARCHAR, VARCHAR],
+            VARCHAR,
+            null_handling=FunctionNullHandling.SPECIAL,
+        )
         duck_conn.execute("ATTACH IF NOT EXISTS ':memory:' AS snowflake")
         duck_conn.execute("CREATE SCHEMA IF NOT EXISTS snowflake.cortex")
         for function, udf, max_args in (
