@@ -165,6 +165,9 @@ class Deployment:
         )
         self.env = env
         self.processes: dict[str, subprocess.Popen] = {}
+        self._groups: list[int] = []
+        """Every process group started, killed ones included: a scheduler killed alone leaves its
+        LocalExecutor workers behind in its group, and they must not outlive the test."""
         self.starts: dict[str, int] = dict.fromkeys(COMPONENTS, 0)
         self._token: str | None = None
 
@@ -196,6 +199,7 @@ class Deployment:
                 start_new_session=True,  # its own process group, so a test can kill it alone
             )
         self.processes[component] = process
+        self._groups.append(process.pid)
         return process.pid
 
     def kill(self, component: str, *, whole_group: bool) -> None:
@@ -209,14 +213,15 @@ class Deployment:
         process.wait(timeout=30)
 
     def stop(self) -> None:
-        for process in self.processes.values():
+        for group in self._groups:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGTERM)
+                os.killpg(group, signal.SIGTERM)
         for process in self.processes.values():
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=20)
+        for group in self._groups:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+                os.killpg(group, signal.SIGKILL)
 
     def logs(self, chars: int = 4000) -> str:
         parts = []
