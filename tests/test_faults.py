@@ -24,10 +24,15 @@ pytestmark = pytest.mark.airflow
 
 # The connector gives up after a second of its own retries, so each fault reaches the
 # provider's handling instead of being absorbed (or waited out for minutes) by the connector.
+# A read waits up to SOCKET_TIMEOUT: long enough for a healthy answer on a busy 2-core machine
+# (the pre-flight profile on a cold emulator has taken over a second there), shorter than a
+# stalled one.
+SOCKET_TIMEOUT = 3
+STALL = SOCKET_TIMEOUT + 2
 FAULTY_NETWORK = pytest.mark.cortex_emulator(
     pending_seconds=0.2,
     training_seconds=2.0,
-    connection_extra={"network_timeout": 1, "socket_timeout": 1},
+    connection_extra={"network_timeout": 1, "socket_timeout": SOCKET_TIMEOUT},
 )
 OPERATORS = ["cortex_test_retry_worker", "cortex_test_retry_deferred"]
 WAITERS = [*OPERATORS, "cortex_test_sensor_poke", "cortex_test_sensor_deferred"]
@@ -59,7 +64,7 @@ def test_create_that_ran_but_whose_answer_was_lost_leaves_one_job(
     if fault == "drop":
         seeded.faults.drop(sql_contains="'CREATE'")
     else:
-        seeded.faults.stall(3, sql_contains="'CREATE'")
+        seeded.faults.stall(STALL, sql_contains="'CREATE'")
     run = load_dag(dag_id).test()
     job_id = _assert_one_successful_job(run, seeded)
     assert seeded.faults.injected[fault] == 1
@@ -84,7 +89,7 @@ def test_create_refused_with_503s_is_sent_again_and_runs_once(airflow_db, seeded
 @pytest.mark.parametrize("fault", ["drop", "unavailable", "stall"])
 def test_polls_survive_network_faults(airflow_db, seeded, cortex_connection, dag_id, fault, capsys):
     if fault == "stall":
-        seeded.faults.stall(2.5, times=2, sql_contains="'DESCRIBE'")
+        seeded.faults.stall(STALL, times=2, sql_contains="'DESCRIBE'")
     else:
         getattr(seeded.faults, fault)(times=3, sql_contains="'DESCRIBE'")
     run = load_dag(dag_id).test()
