@@ -7,7 +7,8 @@ the newer one adopted the job; if its ``on_kill`` cancelled then, the newer try 
 job it had just adopted, and its retry would pay for a second one.
 
 So the try that submits or adopts a job records itself as the owner in the task state store
-(keyed by the task instance's id, which Airflow renews for every try and keeps across a
+(which Airflow keys by DAG run, task and map index, so every try reads the same record),
+naming the task instance's id (which Airflow renews for every try and keeps across a
 deferral), and a kill cancels only when
 
 - the killed try still owns the job, and
@@ -92,6 +93,10 @@ def _handed_over(job_id: str, state: str | None) -> KillVerdict:
     )
 
 
+def _ended(job_id: str, state: str) -> KillVerdict:
+    return KillVerdict(True, f"cancelling job {job_id}: the task was marked {state}")
+
+
 def _unverifiable(job_id: str, what: str) -> KillVerdict:
     return _leave(
         job_id,
@@ -125,7 +130,7 @@ def worker_kill_verdict(
         if recorded.ti_id != mine.ti_id or recorded.job_id != job_id:
             return _leave(job_id, f"{recorded.describe()} owns job {recorded.job_id} now")
     if ti_state in ENDED_STATES:
-        return KillVerdict(True, f"cancelling job {job_id}: the task was marked {ti_state}")
+        return _ended(job_id, ti_state)
     if ti_state in ("running", UNKNOWN):
         return KillVerdict(
             True, f"cancelling job {job_id}: this try is being stopped (execution_timeout or shutdown)"
@@ -142,7 +147,7 @@ def trigger_kill_verdict(job_id: str, ti_state: str | None) -> KillVerdict:
     newer try (leave the job to that try).
     """
     if ti_state in ENDED_STATES:
-        return KillVerdict(True, f"cancelling job {job_id}: the task was marked {ti_state}")
+        return _ended(job_id, ti_state)
     if ti_state == UNKNOWN:
         return _unverifiable(job_id, "the task instance's state")
     return _handed_over(job_id, ti_state)
