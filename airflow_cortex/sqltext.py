@@ -162,3 +162,24 @@ def scan_query(text: str) -> QueryShape:
         stray_close=stray_close,
         open_parens=max(depth, 0) if stray_close is None else 0,
     )
+
+
+def split_statements(text: str) -> list[str]:
+    """The statements of a ``;``-separated script, each without its ``;``; empty ones dropped.
+
+    A ``;`` inside a string, quoted identifier or comment does not split (the emulator runs seed
+    scripts with it, which hold such text as often as real ones do).
+    """
+    statements: list[str] = []
+    start = 0
+    has_code = False
+    for lexeme in lex(text):
+        if lexeme.kind == SEPARATOR:
+            if has_code:
+                statements.append(text[start : lexeme.start].strip())
+            start, has_code = lexeme.end, False
+        elif lexeme.kind == QUOTED or (lexeme.kind == TEXT and text[lexeme.start : lexeme.end].strip()):
+            has_code = True
+    if has_code:
+        statements.append(text[start:].strip())
+    return statements

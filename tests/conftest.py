@@ -19,6 +19,10 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from airflow_cortex.testing.airflow_env import isolate, migrate
+from airflow_cortex.testing.dagruns import DagRunner
+from airflow_cortex.testing.dagruns import xcom_value as xcom_value
+
 # Property tests explore at random on a developer's machine; in CI they replay a fixed sequence
 # so that a submission never lands or fails on luck. No deadlines: CI machines vary in speed.
 settings.register_profile("dev", deadline=None)
@@ -30,8 +34,6 @@ EXAMPLES = REPO / "dags_examples"
 
 _home = Path(tempfile.mkdtemp(prefix="airflow-cortex-tests-"))
 atexit.register(shutil.rmtree, _home, ignore_errors=True)
-os.environ["AIRFLOW_HOME"] = str(_home)
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 _dags = _home / "dags"
 _dags.mkdir()
 # One dags folder (Airflow's bundle) holding the example DAGs and the test DAGs, linked not copied.
@@ -39,9 +41,8 @@ for _source in (EXAMPLES, REPO / "tests" / "dags"):
     for _entry in _source.iterdir():
         if _entry.suffix == ".py" or (_entry.is_dir() and _entry.name != "__pycache__"):
             (_dags / _entry.name).symlink_to(_entry, target_is_directory=_entry.is_dir())
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_dags)
-os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
-os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_home / 'airflow.db'}"
+# The same throwaway Airflow the package's pytest plugin gives a user's project.
+isolate(dags_folder=_dags, home=_home)
 os.environ.setdefault("CORTEX_EXAMPLE_POLL_SECONDS", "0.2")
 os.environ.setdefault("CORTEX_EXAMPLE_RETRY_DELAY_SECONDS", "0")
 
@@ -59,13 +60,7 @@ def pytest_terminal_summary(terminalreporter) -> None:
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
     """Migrate the metadata database once per test session (real Airflow, no mocks)."""
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"],
-        check=True,
-        capture_output=True,
-        env=os.environ.copy(),
-    )
-    return _home
+    return migrate()
 
 
 @pytest.fixture
@@ -95,47 +90,10 @@ def emulator_env(connection: str) -> dict[str, str]:
     return {"AIRFLOW_CONN_SNOWFLAKE_DEFAULT": connection, "CORTEX_EXAMPLE_CONN_ID": "snowflake_default"}
 
 
-def load_dag(dag_id: str):
-    """The DAG object, parsed from the test dags folder as the scheduler would."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(_dags))
-    assert not bag.import_errors, bag.import_errors
-    return bag.get_dag(dag_id)
-
-
-def xcom_value(run, task_id: str, key: str = "return_value"):
-    from airflow.models.xcom import XComModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        row = session.scalars(
-            XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids=task_id, key=key)
-        ).first()
-        return None if row is None else XComModel.deserialize_value(row)
-
-
-def _task_instance_column(run, column: str) -> dict[str, object]:
-    from airflow.models.taskinstance import TaskInstance
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.execute(
-            select(TaskInstance.task_id, getattr(TaskInstance, column)).where(
-                TaskInstance.dag_id == run.dag_id, TaskInstance.run_id == run.run_id
-            )
-        ).all()
-    return dict(rows)
-
-
-def task_states(run) -> dict[str, str]:
-    return {task_id: str(state) for task_id, state in _task_instance_column(run, "state").items()}
-
-
-def try_numbers(run) -> dict[str, int]:
-    """How many tries each task of ``run`` used (Airflow counts them on the task instance)."""
-    return {task_id: int(number) for task_id, number in _task_instance_column(run, "try_number").items()}
+DAGS = DagRunner(_dags)
+load_dag = DAGS.get
+task_states = DagRunner.task_states
+try_numbers = DagRunner.try_numbers
 
 
 #: Connector timeouts of one second: a fault reaches the provider after one second of the
@@ -147,7 +105,7 @@ FAST_FAILING = pytest.mark.cortex_emulator(
 
 def run_dag(dag_id: str, **conf):
     """``dag.test()`` of a test DAG, with ``conf`` as the run's conf."""
-    return load_dag(dag_id).test(run_conf=conf or None)
+    return DAGS.test(dag_id, conf)
 
 
 def once_training(emulator, action) -> threading.Thread:

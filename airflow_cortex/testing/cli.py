@@ -16,7 +16,9 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from airflow_cortex.testing.engine import ScriptedOutcome
 from airflow_cortex.testing.server import CortexEmulator
+from airflow_cortex.testing.tls import CA_BUNDLE_VARIABLE
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -43,7 +45,72 @@ def build_parser() -> argparse.ArgumentParser:
         "--connection-file", type=Path, help="write the connection JSON here once the server is ready"
     )
     parser.add_argument("--verbose", action="store_true", help="log every SQL statement served")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate made at start, so that stock SnowflakeHook-based "
+        "operators reach it (prints the REQUESTS_CA_BUNDLE to export)",
+    )
+    seeding = parser.add_argument_group("seeding (run in order, in --database/--schema, before serving)")
+    seeding.add_argument(
+        "--load-csv",
+        action="append",
+        default=[],
+        metavar="TABLE=FILE.csv",
+        type=_table_and_file,
+        help="create TABLE from a CSV file with a header row (repeatable)",
+    )
+    seeding.add_argument(
+        "--sql-file",
+        action="append",
+        default=[],
+        metavar="FILE.sql",
+        type=Path,
+        help="run each ;-separated statement of a Snowflake SQL file (repeatable)",
+    )
+    parser.add_argument(
+        "--outcome",
+        action="append",
+        default=[],
+        metavar="STATUS[:AFTER[:CODE[:MESSAGE]]]",
+        type=_outcome,
+        help="how the next job ends regardless of its data: ERROR, CANCELLED or STUCK, AFTER seconds "
+        "into training (repeatable: one per job, in order; e.g. ERROR:5:INTERNAL_ERROR:boom)",
+    )
     return parser
+
+
+def _table_and_file(value: str) -> tuple[str, Path]:
+    table, separator, path = value.partition("=")
+    if not separator or not table or not path:
+        raise argparse.ArgumentTypeError(f"expected TABLE=FILE.csv, got {value!r}")
+    return table, Path(path)
+
+
+def _outcome(value: str) -> ScriptedOutcome:
+    status, *rest = value.split(":", 3)
+    options: dict[str, object] = {}
+    try:
+        if rest:
+            options["after"] = float(rest[0])
+        if len(rest) > 1:
+            options["code"] = rest[1]
+        if len(rest) > 2:
+            options["message"] = rest[2]
+        return ScriptedOutcome(status.upper(), **options)  # type: ignore[arg-type]
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"{value!r}: {error}") from None
+
+
+def _seed(emulator: CortexEmulator, args: argparse.Namespace) -> None:
+    for table, path in args.load_csv:
+        rows = emulator.load_csv(table, path, args.database, args.schema)
+        print(f"Loaded {rows} rows into {args.database}.{args.schema}.{table} from {path}", flush=True)
+    for path in args.sql_file:
+        count = emulator.run_sql_file(path, args.database, args.schema)
+        print(f"Ran {count} statement(s) from {path}", flush=True)
+    for outcome in args.outcome:
+        emulator.engine.script_next_job(outcome)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,14 +125,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         pending_seconds=args.pending_seconds,
         training_seconds=args.training_seconds,
         verbose=args.verbose,
+        tls=args.tls,
     )
     with emulator:
+        _seed(emulator, args)
         connection = emulator.airflow_connection_json(database=args.database, schema=args.schema)
         if args.connection_file:
             tmp = args.connection_file.with_suffix(".tmp")
             tmp.write_text(connection)
             os.replace(tmp, args.connection_file)
-        print(f"Cortex emulator listening on http://{emulator.host}:{emulator.port}", flush=True)
+        print(f"Cortex emulator listening on {emulator.url}", flush=True)
+        if emulator.ca_bundle:
+            print(f"export {CA_BUNDLE_VARIABLE}='{emulator.ca_bundle}'", flush=True)
         print(f"export AIRFLOW_CONN_{args.conn_id.upper()}='{connection}'", flush=True)
         stop.wait()
         counts = json.dumps(dict(emulator.counts))

@@ -1,10 +1,23 @@
-"""Pytest fixtures for testing DAGs against the local Cortex emulator.
+"""Pytest fixtures for testing whole DAGs offline against the local Cortex emulator.
 
-Installed as a pytest plugin with ``airflow-cortex[emulator]``::
+Registered as a pytest plugin by the ``airflow-cortex`` package. Importing this module costs
+nothing but pytest: the emulator (the ``emulator`` extra) and Airflow are imported by the
+fixtures that need them, so a project that installed the provider without the extra still runs
+pytest cleanly.
 
-    def test_my_dag(cortex_connection, cortex_emulator):
+A throwaway Airflow (its own home and metadata database) is opt-in, because it must be set up
+before anything imports Airflow and would surprise a project that manages its own::
+
+    [tool.pytest.ini_options]
+    cortex_airflow_home = "isolated"
+    cortex_dags_folder = "dags"        # relative to the rootdir
+
+Then ``cortex_dags`` loads and runs the folder's DAGs::
+
+    def test_my_dag(cortex_connection, cortex_emulator, cortex_dags):
         # cortex_connection is a conn id whose AIRFLOW_CONN_* variable points at the emulator
-        dag.test()
+        run = cortex_dags.test("my_dag")
+        assert cortex_dags.task_states(run) == {...}
         assert cortex_emulator.engine.job_count == 1
 
 Tune the emulator per test with a marker::
@@ -13,12 +26,15 @@ Tune the emulator per test with a marker::
 
 ``connection_extra`` adds connection extras, e.g. ``{"network_timeout": 1}`` so that faults
 injected with ``cortex_emulator.faults`` reach the provider after one second of the connector's
-own retries instead of minutes.
+own retries instead of minutes. The emulator serves HTTPS (``tls=False`` in the marker for
+plain HTTP), so stock ``SnowflakeHook``-based operators reach it too; the fixture points
+``REQUESTS_CA_BUNDLE`` at a bundle that trusts its certificate.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,16 +42,60 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from airflow_cortex.testing.dagruns import DagRunner
+
 DEFAULT_CONN_ID = "cortex_emulator"
 _CONNECTION_KEYS = ("database", "schema", "conn_id", "connection_extra")
+_HOME_INI = "cortex_airflow_home"
+_DAGS_INI = "cortex_dags_folder"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        _HOME_INI,
+        "'isolated': run Airflow from a throwaway home with its own SQLite metadata database "
+        "(set up before any conftest imports Airflow); empty: leave Airflow's settings alone",
+        default="",
+    )
+    parser.addini(_DAGS_INI, "the DAG folder cortex_dags loads, relative to the rootdir", default="")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
+    mode = str(early_config.getini(_HOME_INI)).strip()
+    if not mode:
+        return
+    if mode != "isolated":
+        raise pytest.UsageError(f"{_HOME_INI} must be 'isolated' or empty, not {mode!r}")
+    from airflow_cortex.testing.airflow_env import isolate
+
+    folder = str(early_config.getini(_DAGS_INI)).strip()
+    isolate(dags_folder=Path(early_config.rootpath, folder) if folder else None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "cortex_emulator(**kwargs): settings for the cortex_emulator fixture (pending_seconds, "
-        "training_seconds, clock, database, schema, conn_id, connection_extra)",
+        "training_seconds, clock, tls, database, schema, conn_id, connection_extra)",
     )
+
+
+@pytest.fixture(scope="session")
+def cortex_airflow_db() -> Path:
+    """Airflow's metadata database, migrated once per session; returns the Airflow home."""
+    from airflow_cortex.testing.airflow_env import migrate
+
+    return migrate()
+
+
+@pytest.fixture
+def cortex_dags(cortex_airflow_db: Path, pytestconfig: pytest.Config) -> DagRunner:
+    """Loads and runs the DAGs of ``cortex_dags_folder`` (Airflow's dags folder if unset)."""
+    from airflow_cortex.testing.dagruns import DagRunner
+
+    folder = str(pytestconfig.getini(_DAGS_INI)).strip()
+    return DagRunner(Path(pytestconfig.rootpath, folder) if folder else None)
 
 
 def _marker_kwargs(request: pytest.FixtureRequest) -> dict[str, Any]:
@@ -44,14 +104,18 @@ def _marker_kwargs(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture
-def cortex_emulator(request: pytest.FixtureRequest) -> Iterator[Any]:
+def cortex_emulator(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A running emulator, fresh for each test (jobs and tables do not leak between tests)."""
     from airflow_cortex.testing.server import CortexEmulator
+    from airflow_cortex.testing.tls import CA_BUNDLE_VARIABLE
 
     settings = {k: v for k, v in _marker_kwargs(request).items() if k not in _CONNECTION_KEYS}
     settings.setdefault("pending_seconds", 0.2)
     settings.setdefault("training_seconds", 1.0)
+    settings.setdefault("tls", True)
     with CortexEmulator(**settings) as emulator:
+        if emulator.ca_bundle:
+            monkeypatch.setenv(CA_BUNDLE_VARIABLE, emulator.ca_bundle)
         yield emulator
 
 

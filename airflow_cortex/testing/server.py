@@ -24,6 +24,7 @@ import re
 import socket
 import threading
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
@@ -39,6 +40,8 @@ from airflow_cortex.sqltext import TEXT, lex
 from airflow_cortex.testing import control, sql_api
 from airflow_cortex.testing.engine import Clock, CortexEngine, EmulatedSnowflakeError
 from airflow_cortex.testing.network import ConnectionDropped, Faults, NetworkEdge
+from airflow_cortex.testing.tls import Certificate
+from airflow_cortex.testing.tls import generate as generate_certificate
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -50,6 +53,7 @@ _UDF_NAME = "_airflow_cortex_finetune"
 _COMPLETE_UDF_NAME = "_airflow_cortex_complete"
 _ERROR_MARKER = re.compile(r"\[cortex-emulator:(\d+):(\w+)\] (.*)", re.DOTALL)
 _MAX_ARGS = 6
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,254}")
 
 
 class _FlaggedError(Exception):
@@ -138,6 +142,10 @@ class CortexEmulator:
     :param training_seconds: How long it then stays IN_PROGRESS (progress rises from 0 to 1).
     :param clock: Where time comes from; pass a :class:`ManualClock` to step jobs by hand.
     :param verbose: Keep fakesnow's per-statement log lines.
+    :param tls: Serve HTTPS with a certificate made at start (see :mod:`~airflow_cortex.testing.tls`),
+        so that stock ``SnowflakeHook``-based operators, which always speak HTTPS, reach it too.
+        Their process must trust :attr:`ca_bundle` (``REQUESTS_CA_BUNDLE``); the pytest fixture
+        sets that up.
     """
 
     _running_lock = threading.Lock()
@@ -152,8 +160,11 @@ class CortexEmulator:
         training_seconds: float = 5.0,
         clock: Clock | None = None,
         verbose: bool = False,
+        tls: bool = False,
     ) -> None:
         self.host = host
+        self.tls = tls
+        self.certificate: Certificate | None = None
         self.verbose = verbose
         self.requested_port = port
         self.engine = CortexEngine(
@@ -191,6 +202,8 @@ class CortexEmulator:
             # fakesnow logs every statement at INFO; in a task log that drowns the provider's own lines.
             logging.getLogger("fakesnow.server").setLevel(logging.WARNING)
         logging.getLogger("uvicorn.error").addFilter(_hide_injected_drops)
+        if self.tls:
+            self.certificate = generate_certificate(self.host)
         self._fs = _CortexFakeSnow(self)
         self._install_cortex(self._fs.duck_conn)
         fakesnow_server.shared_fs = self._fs
@@ -212,7 +225,13 @@ class CortexEmulator:
         self.port = sock.getsockname()[1]
         assert self._edge is not None
         self._edge.new_event_loop()
-        config = uvicorn.Config(self._edge, log_level="warning", lifespan="off")
+        tls: dict[str, Any] = {}
+        if self.certificate is not None:
+            tls = {
+                "ssl_certfile": str(self.certificate.cert_file),
+                "ssl_keyfile": str(self.certificate.key_file),
+            }
+        config = uvicorn.Config(self._edge, log_level="warning", lifespan="off", **tls)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [sock]}, name="cortex-emulator", daemon=True
@@ -250,9 +269,21 @@ class CortexEmulator:
         if self._fs is not None:
             self._fs.duck_conn.close()
         self._fs = None
+        if self.certificate is not None:
+            self.certificate.remove()
+            self.certificate = None
         with CortexEmulator._running_lock:
             if CortexEmulator._running is self:
                 CortexEmulator._running = None
+
+    @property
+    def ca_bundle(self) -> str | None:
+        """The CA bundle a client of this (TLS) emulator must trust, via ``REQUESTS_CA_BUNDLE``."""
+        return None if self.certificate is None else str(self.certificate.bundle_file)
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     def __enter__(self) -> CortexEmulator:
         return self.start()
@@ -382,6 +413,36 @@ class CortexEmulator:
         finally:
             conn.close()
 
+    def load_csv(self, table: str, path: str | Path, database: str, schema: str = "PUBLIC") -> int:
+        """Create (or replace) ``database.schema.table`` from a CSV file with a header; return its rows.
+
+        Column types are inferred (DuckDB's CSV sniffer), names come from the header. This is how a
+        DAG's source tables are seeded from fixtures checked into a repository.
+        """
+        for part, what in ((table, "table"), (database, "database"), (schema, "schema")):
+            if not _PLAIN_NAME.fullmatch(part):
+                raise ValueError(f"{what} name {part!r} must be a plain identifier (letters, digits, _, $)")
+        source = Path(path)
+        if not source.is_file():
+            raise FileNotFoundError(f"CSV file {source} does not exist")
+        if self._fs is None:
+            raise RuntimeError("The emulator is not running")
+        self._fs.connect(database, schema).close()  # creates the database and schema, as fakesnow names them
+        target = f"{database}.{schema}.{table}"
+        self._fs.duck_conn.execute(
+            f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM read_csv(?, header = true)", [str(source)]
+        )
+        return int(self.execute(f"SELECT COUNT(*) FROM {target}")[0][0])
+
+    def run_sql_file(self, path: str | Path, database: str, schema: str = "PUBLIC") -> int:
+        """Run every statement of a ``.sql`` file (Snowflake SQL, ``;``-separated); return how many ran."""
+        from airflow_cortex.sqltext import split_statements
+
+        statements = split_statements(Path(path).read_text())
+        for statement in statements:
+            self.execute(statement, database, schema)
+        return len(statements)
+
     def connection_extra(self, database: str | None = None, warehouse: str = "EMULATOR_WH") -> dict[str, Any]:
         """The ``extra`` of a ``snowflake`` Airflow connection that points here."""
         if self.port is None:
@@ -390,10 +451,13 @@ class CortexEmulator:
             "account": "cortexemulator",
             "host": self.host,
             "port": self.port,
-            "protocol": "http",
+            "protocol": "https" if self.tls else "http",
             "warehouse": warehouse,
             "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
         }
+        if self.tls:
+            # A certificate made a second ago has no revocation responder to ask.
+            extra["insecure_mode"] = True
         if database:
             extra["database"] = database
         return extra

@@ -1,0 +1,1 @@
+"""Command-line tools: ``cortex-jobs`` (fine-tuning jobs on an Airflow connection)."""

@@ -1,0 +1,76 @@
+"""A throwaway Airflow installation for a test session: its own home and metadata database.
+
+``dag.test()`` needs a migrated metadata database (without one it fails with ``no such table:
+dag``), and a test suite must never write into a developer's own ``AIRFLOW_HOME``. Airflow reads
+its configuration once, when it is first imported, so the environment has to be fixed before
+that: the pytest plugin calls :func:`isolate` while pytest starts, before any ``conftest.py`` or
+test module is imported, when the project asks for it (``cortex_airflow_home = "isolated"``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+#: Set by :func:`isolate`; read by :func:`migrate` so a session migrates only its own database.
+HOME_VARIABLE = "AIRFLOW_HOME"
+
+
+class AirflowAlreadyConfiguredError(RuntimeError):
+    """Airflow was imported before the throwaway home was set, so it would not be used."""
+
+
+def isolate(dags_folder: Path | str | None = None, home: Path | str | None = None) -> Path:
+    """Point this process (and its children) at a new, empty Airflow home; return it.
+
+    :param dags_folder: The DAG folder Airflow should load (``[core] dags_folder``); the
+        home's own ``dags`` folder if not given.
+    :param home: Where to create the home; a new temporary directory (removed at exit) if not given.
+    """
+    if "airflow.configuration" in sys.modules:
+        raise AirflowAlreadyConfiguredError(
+            "Airflow was imported before its test home was set up, so it would keep using "
+            f"{os.environ.get(HOME_VARIABLE, '~/airflow')}; set the home before importing airflow "
+            "(the pytest plugin does this when the ini option cortex_airflow_home is 'isolated')"
+        )
+    if home is None:
+        home = Path(tempfile.mkdtemp(prefix="airflow-cortex-home-"))
+        atexit.register(shutil.rmtree, home, ignore_errors=True)
+    home = Path(home)
+    home.mkdir(parents=True, exist_ok=True)
+    folder = Path(dags_folder) if dags_folder is not None else home / "dags"
+    folder.mkdir(parents=True, exist_ok=True)
+    os.environ.update(
+        {
+            HOME_VARIABLE: str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(folder.resolve()),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            # Airflow's test defaults: a SQLite database with the LocalExecutor, no secrets backend.
+            "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        }
+    )
+    return home
+
+
+def migrate() -> Path:
+    """Create the metadata database's tables, as ``airflow db migrate`` does; return the home.
+
+    A child process, not an in-process call: migration configures logging and the ORM for a
+    command-line run, which a test process should not inherit.
+    """
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{(result.stdout + result.stderr)[-5000:]}")
+    return Path(os.environ.get(HOME_VARIABLE, "~/airflow")).expanduser()
