@@ -8,6 +8,7 @@ like a model name), so users are never blocked waiting for a provider release.
 
 from __future__ import annotations
 
+import difflib
 import re
 from dataclasses import dataclass
 
@@ -62,6 +63,8 @@ def validate_base_model(value: object, *, allow_unknown: bool = False, parameter
         hint = ""
         if value.strip().lower() in KNOWN_BASE_MODELS:
             hint = f" (did you mean {value.strip().lower()!r}? names are lower case)"
+        elif close := difflib.get_close_matches(value.strip().lower(), KNOWN_BASE_MODELS, n=1, cutoff=0.8):
+            hint = f" (did you mean {close[0]!r}?)"
         raise CortexValidationError(
             parameter,
             f"must be one of {known}{hint}; for a model Snowflake added after this provider "

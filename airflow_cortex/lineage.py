@@ -49,7 +49,10 @@ def tables_read(
     from sqlglot.optimizer.scope import traverse_scope
 
     try:
-        tree = sqlglot.parse_one(sql, read="snowflake")
+        # Snowflake takes words such as DESCRIBE or SHOW as bare table names; sqlglot reads them as
+        # commands (``FROM describe d`` parses as a DESCRIBE of ``d``, silently). Quoting such words
+        # where a table name stands first makes sqlglot read the tables Snowflake reads.
+        tree = sqlglot.parse_one(_quote_keyword_tables(sql), read="snowflake")
         scopes = traverse_scope(tree)
     except (SqlglotError, RecursionError, ValueError) as error:
         log.warning("Could not parse the query for lineage (%s); no input tables reported", error)
@@ -68,6 +71,34 @@ def tables_read(
             if qualified not in found:
                 found.append(qualified)
     return sorted(found)
+
+
+def _quote_keyword_tables(sql: str) -> str:
+    """``sql`` with each bare keyword that stands where a table name does (after ``FROM``,
+    ``JOIN`` or a ``.``) quoted in upper case: the table Snowflake resolves the bare word to."""
+    from sqlglot import TokenType
+    from sqlglot.dialects.snowflake import Snowflake
+
+    name_follows = {TokenType.FROM, TokenType.JOIN, TokenType.DOT}
+    names = {TokenType.VAR, TokenType.IDENTIFIER}
+    not_names = {"TABLE", "LATERAL"}  # FROM TABLE(...), FROM LATERAL FLATTEN(...)
+    tokens = Snowflake().tokenize(sql)
+    pieces: list[str] = []
+    cursor = 0
+    for i, token in enumerate(tokens[1:], start=1):
+        calls = i + 1 < len(tokens) and tokens[i + 1].token_type == TokenType.L_PAREN
+        word = token.text.replace("_", "").isalnum() and not token.text[0].isdigit()
+        if (
+            tokens[i - 1].token_type in name_follows
+            and token.token_type not in names
+            and word
+            and not calls
+            and token.text.upper() not in not_names
+        ):
+            pieces += [sql[cursor : token.start], f'"{token.text.upper()}"']
+            cursor = token.end + 1
+    pieces.append(sql[cursor:])
+    return "".join(pieces)
 
 
 def model_dataset_name(

@@ -88,7 +88,7 @@ def parse_model_name(value: object, parameter: str = "model_name") -> ModelName:
             raise CortexValidationError(
                 parameter,
                 f"unexpected {value[pos]!r} at position {pos}; parts are separated by '.' and an "
-                "identifier with other characters must be enclosed in double quotes",
+                "identifier with other characters must be enclosed in double quotes" + _date_hint(value),
                 value,
             )
         pos += 1
@@ -171,6 +171,21 @@ def _read_part(value: str, pos: int, parameter: str, index: int) -> tuple[Identi
     text = match.group()
     _check_length(text, parameter, index, value)
     return IdentifierPart(text.upper(), quoted=False), match.end()
+
+
+# A rendered {{ ds }} (or {{ logical_date | ds }}): the commonest way a templated name gets dashes.
+_DASHED_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _date_hint(value: str) -> str:
+    """A pointer to ``{{ ds_nodash }}`` when the bad character belongs to a dashed date."""
+    date = _DASHED_DATE.search(value)
+    if date is None:
+        return ""
+    return (
+        f" (the name holds a dashed date, {date.group()!r}: use {{{{ ds_nodash }}}} instead of "
+        "{{ ds }} in a model name)"
+    )
 
 
 def _check_length(text: str, parameter: str, index: int, value: str) -> None:

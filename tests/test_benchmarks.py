@@ -6,7 +6,11 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import REPO
+
+# Smoke runs of whole benchmark scripts (minutes): the slow tier, run by CI.
+pytestmark = pytest.mark.slow
 
 
 def _quick_run(script: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -35,6 +35,7 @@ def test_the_page_holds_a_whole_project():
     }
 
 
+@pytest.mark.slow
 def test_the_docs_snippet_runs_verbatim_with_stock_sql_tasks(tmp_path):
     for path, body in snippets().items():
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)

@@ -171,6 +171,7 @@ def test_one_emulator_per_process(cortex_emulator):
         CortexEmulator().start()
 
 
+@pytest.mark.slow
 def test_command_line_serves_and_writes_the_connection():
     with EmulatorProcess("--database", "CLI_DB") as process:
         connection = json.loads(process.connection)

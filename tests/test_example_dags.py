@@ -38,6 +38,7 @@ def test_basic_example_runs_end_to_end(airflow_db, cortex_emulator, cortex_conne
     assert "MOD(ticket_id, 5) <> 0" in job.training_query
 
 
+@pytest.mark.slow
 def test_airflow_dags_test_cli_against_the_emulator_cli(airflow_db):
     """The two-process path: the emulator's command line, and one connection variable."""
     with EmulatorProcess("--pending-seconds", "0.3", "--training-seconds", "1") as emulator:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import pytest
 from conftest import load_dag, once_training, task_states, xcom_value
 
-pytestmark = pytest.mark.airflow
+# Long fault scenarios (stalls, restarts, connector timeouts): the slow tier, run by CI.
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
 # The connector gives up after a second of its own retries, so each fault reaches the
 # provider's handling instead of being absorbed (or waited out for minutes) by the connector.

@@ -20,6 +20,7 @@ def hook(cortex_emulator, cortex_connection):
     return CortexFineTuneHook(snowflake_conn_id=cortex_connection)
 
 
+@pytest.mark.cortex_emulator(tls=False)  # plain HTTP: what the stock hook cannot reach
 def test_protocol_and_port_from_extras_reach_the_connector(hook, cortex_emulator):
     params = hook._get_conn_params()
     assert params["protocol"] == "http"

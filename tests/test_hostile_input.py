@@ -169,7 +169,14 @@ def _run_exact(emulator, conf: dict[str, object]) -> None:
     assert _canary_rows(emulator) == [(1,)]
 
 
-@pytest.mark.parametrize("conf", EXACT.values(), ids=EXACT.keys())
+# Megabyte queries take half a minute through Airflow's rendering and the connector: slow tier.
+_EXACT_PARAMS = [
+    pytest.param(conf, id=name, marks=[pytest.mark.slow] if name == "1 MB queries" else [])
+    for name, conf in EXACT.items()
+]
+
+
+@pytest.mark.parametrize("conf", _EXACT_PARAMS)
 def test_hostile_values_reach_finetune_exactly(airflow_db, canaried, cortex_connection, conf):
     _run_exact(canaried, conf)
     assert canaried.engine.job_count == 1
@@ -193,6 +200,7 @@ def test_hostile_values_are_rejected_before_anything_is_sent(
 prompts = any_text.filter(lambda text: text.strip(" ") != "")
 
 
+@pytest.mark.slow  # 30 whole DAG runs; the pure round-trip properties run in the fast tier
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=model_names, prompt=prompts, comment=any_text, epochs=st.integers(1, 10))
 def test_any_rendered_name_and_query_reach_finetune_exactly(

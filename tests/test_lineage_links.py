@@ -177,6 +177,7 @@ def _written(name: str, how: str) -> tuple[str, str]:
 )
 @example([("or", "bare"), ("and", "quoted_as_typed"), ("values", "quoted_upper")], [])
 @example([("order", "bare"), ("comment", "bare"), ("data", "bare"), ("limit", "bare")], ["x"])
+@example([("describe", "bare"), ("show", "bare"), ("model", "bare")], [])
 def test_every_joined_table_is_an_input_and_no_cte_is(tables, ctes):
     """Keyword-like names are always among the cases (``@example``): CI replays a fixed sequence
     of random cases, which must never be what decides whether they are covered."""
@@ -333,6 +334,7 @@ def test_model_asset_is_an_outlet_and_needs_a_wait():
 
 
 @pytest.mark.airflow
+@pytest.mark.slow
 def test_the_openlineage_listener_reports_the_operators_lineage(airflow_db, tmp_path):
     """Through the OpenLineage provider's own listener, as a deployment would run it."""
     events_file = tmp_path / "events.jsonl"

@@ -62,6 +62,15 @@ def test_invalid_names_name_the_parameter_and_rule(raw, rule):
     assert str(info.value).startswith("Invalid model_name: ")
 
 
+def test_a_dashed_date_points_at_ds_nodash():
+    with pytest.raises(CortexValidationError) as info:
+        parse_model_name("support_bot_2026-01-05")
+    assert "use {{ ds_nodash }} instead of {{ ds }}" in str(info.value)
+    with pytest.raises(CortexValidationError) as info:
+        parse_model_name("support-bot")
+    assert "ds_nodash" not in str(info.value)
+
+
 def test_non_string_name():
     with pytest.raises(CortexValidationError, match="must be a string"):
         parse_model_name(42)

@@ -106,6 +106,8 @@ def test_airflow_conventions():
         ({"base_model": "gpt-4o"}, "base_model"),
         ({"max_epochs": 20}, "max_epochs"),
         ({"options": {"max_epoch": 2}}, "options"),
+        ({"training_data_query": "SELECT prompt, completion FROM t;"}, "training_data_query"),
+        ({"validation_data_query": "SELECT prompt, completion FROM v -- held out"}, "validation_data_query"),
     ],
 )
 def test_untemplated_mistakes_fail_when_the_dag_is_parsed(kwargs, parameter):
@@ -119,6 +121,13 @@ def test_untemplated_mistakes_fail_when_the_dag_is_parsed(kwargs, parameter):
     with pytest.raises(CortexValidationError) as info:
         CortexFineTuneOperator(**arguments)
     assert info.value.parameter == parameter
+
+
+def test_a_base_model_typo_gets_a_suggestion():
+    with pytest.raises(CortexValidationError, match=r"did you mean 'mistral-7b'\?"):
+        CortexFineTuneOperator(
+            task_id="t", model_name="m", base_model="mistrall-7b", training_data_query="q.sql"
+        )
 
 
 def test_templated_values_wait_for_rendering():

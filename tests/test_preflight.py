@@ -49,8 +49,16 @@ def _profile(**overrides):
 FAILURES = [
     pytest.param(
         {"training_data_query": "SELECT prompt AS question, completion FROM train"},
-        "training_data_query: returns no PROMPT column (it returns QUESTION, COMPLETION); alias one",
+        "training_data_query: returns no PROMPT column (it returns QUESTION, COMPLETION); alias one, "
+        "e.g. SELECT QUESTION AS prompt",
         id="missing-column",
+    ),
+    pytest.param(
+        {"training_data_query": "SELECT prompt AS ticket_text, completion AS reply FROM train"},
+        "returns no PROMPT column (it returns TICKET_TEXT, REPLY); alias one, e.g. SELECT TICKET_TEXT AS "
+        "prompt\n- training_data_query: returns no COMPLETION column (it returns TICKET_TEXT, REPLY); alias "
+        "one, e.g. SELECT REPLY AS completion",
+        id="both-columns-missing-hint-from-the-query",
     ),
     pytest.param(
         {"training_data_query": "SELECT LENGTH(prompt) AS prompt, completion FROM train"},
@@ -134,6 +142,8 @@ def test_each_failed_check_names_the_rows_and_creates_no_job(
     out = capsys.readouterr().out
     assert "Pre-flight data checks failed; no fine-tuning job was created:" in out
     assert message in out
+    # One traceback, ending in the explanation: not Snowflake's error about the profiling SQL first.
+    assert "The above exception was the direct cause" not in out
     assert seeded.engine.job_count == 0
     assert not [call for call in seeded.engine.calls if call.operation == "CREATE"]
 

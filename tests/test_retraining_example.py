@@ -137,6 +137,7 @@ def test_an_empty_week_stops_before_any_job(airflow_db, cortex_emulator, example
     assert "training_data_query: has 0 usable rows, fewer than the 10 required" in out
 
 
+@pytest.mark.slow
 def test_airflow_dags_test_cli_runs_the_pipeline_and_the_registry(airflow_db):
     """What the README's first command does: emulator and Airflow in separate processes."""
     with EmulatorProcess("--pending-seconds", "0.3", "--training-seconds", "1") as emulator:

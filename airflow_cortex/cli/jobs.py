@@ -15,22 +15,15 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from airflow_cortex.exceptions import CortexFineTuneError, CortexValidationError
-from airflow_cortex.jobcontrol.waiting import (
-    DEFAULT_POLL_INTERVAL,
-    Waiter,
-    job_from_event,
-    validate_poll_interval,
-    validate_timeout,
-)
-from airflow_cortex.task_support import DEFAULT_CONN_ID
-
+# Everything that imports Airflow is imported inside functions, while stdout is diverted: Airflow
+# may log as it starts, and stdout carries only the JSON answer.
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Iterator, Sequence
 
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
 
@@ -43,6 +36,9 @@ log = logging.getLogger("cortex-jobs")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from airflow_cortex.jobcontrol.waiting import DEFAULT_POLL_INTERVAL
+    from airflow_cortex.task_support import DEFAULT_CONN_ID
+
     parser = argparse.ArgumentParser(
         prog="cortex-jobs",
         description="Snowflake Cortex fine-tuning jobs on an Airflow connection. Prints JSON.",
@@ -99,6 +95,14 @@ def _cancel(hook: CortexFineTuneHook, args: argparse.Namespace) -> tuple[int, An
 
 
 def _wait(hook: CortexFineTuneHook, args: argparse.Namespace) -> tuple[int, Any]:
+    from airflow_cortex.exceptions import CortexFineTuneError
+    from airflow_cortex.jobcontrol.waiting import (
+        Waiter,
+        job_from_event,
+        validate_poll_interval,
+        validate_timeout,
+    )
+
     interval = validate_poll_interval(args.poll_interval, "--poll-interval")
     timeout = validate_timeout(args.timeout, "--timeout")
     waiter = Waiter(
@@ -132,14 +136,38 @@ def _not_found_errors() -> tuple[type[Exception], ...]:
 _COMMANDS = {"list": _list, "describe": _describe, "cancel": _cancel, "wait": _wait}
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    # Airflow and the connector log to stdout in some configurations; stdout is for the JSON only.
-    with contextlib.redirect_stdout(sys.stderr):
-        try:
-            from airflow_cortex.hooks.finetune import CortexFineTuneHook
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to stdout meanwhile to stderr, at the file-descriptor level.
 
+    Airflow's and the connector's log handlers were bound to stdout when Airflow was imported,
+    so swapping ``sys.stdout`` would not reach them; moving descriptor 1 does.
+    """
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no descriptor 1 (an embedding host): fall back to the Python-level swap
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+        return
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    with _stdout_to_stderr():
+        from airflow_cortex.exceptions import CortexFineTuneError, CortexValidationError
+        from airflow_cortex.hooks.finetune import CortexFineTuneHook
+    args = build_parser().parse_args(argv)  # --help and usage errors: argparse's own streams
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    with _stdout_to_stderr():
+        try:
             hook = CortexFineTuneHook(snowflake_conn_id=args.conn_id, keep_connection=True)
             try:
                 code, result = _COMMANDS[args.command](hook, args)

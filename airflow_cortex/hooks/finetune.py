@@ -264,7 +264,9 @@ class CortexFineTuneHook(SnowflakeHook):
         except CortexTransientError:
             raise
         except CortexFineTuneError as error:
-            raise self._explain_unreadable(request, error) from error
+            # The explanation replaces Snowflake's error about the profiling SQL (which names
+            # none of the user's queries); chaining it would bury the answer under two tracebacks.
+            raise self._explain_unreadable(request, error) from None
         values = dict(zip((name.upper() for name, _ in columns), rows[0] if rows else (), strict=False))
         types = {name.upper(): type_name for name, type_name in columns}
         return [DataProfile.from_row(parameter, values, types) for parameter, _ in request.data_queries]
@@ -281,12 +283,15 @@ class CortexFineTuneHook(SnowflakeHook):
                 problems.append(f"{parameter}: Snowflake cannot run the query: {reason}")
                 continue
             names = {name.upper(): (name, type_name) for name, type_name in columns}
+            # Columns the query returns that FINETUNE ignores: the likely sources of an alias.
+            spare = [name for name, _ in columns if name.upper() not in ("PROMPT", "COMPLETION")]
             for column in ("PROMPT", "COMPLETION"):
                 if column not in names:
                     listed = ", ".join(name for name, _ in columns) or "none"
+                    source = spare.pop(0) if spare else "<a text column>"
                     problems.append(
                         f"{parameter}: returns no {column} column (it returns {listed}); alias one, "
-                        f"e.g. SELECT question AS {column.lower()}"
+                        f"e.g. SELECT {source} AS {column.lower()}"
                     )
                 elif names[column][0] != column:
                     problems.append(

@@ -32,7 +32,7 @@ from airflow_cortex.links import CortexSnowsightLink, model_url, query_url
 from airflow_cortex.names import parse_model_name
 from airflow_cortex.preflight import PreflightChecks, resolve_checks, validate_budget
 from airflow_cortex.results import FineTuneStatus
-from airflow_cortex.statements import normalize_options
+from airflow_cortex.statements import normalize_options, validate_query
 from airflow_cortex.task_support import DEFAULT_CONN_ID, CortexTaskMixin, bounded, task_instance_state
 
 if TYPE_CHECKING:
@@ -235,6 +235,15 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
             parse_model_name(self.model_name)
         if isinstance(self.base_model, str) and not _has_template(self.base_model):
             validate_base_model(self.base_model, allow_unknown=self.allow_unknown_base_model)
+        for parameter in ("training_data_query", "validation_data_query"):
+            query = getattr(self, parameter)
+            # A string ending in a template extension names a file Airflow reads at render time.
+            if (
+                isinstance(query, str)
+                and not _has_template(query)
+                and not query.endswith(tuple(self.template_ext))
+            ):
+                validate_query(query, parameter)
         if isinstance(self.options, (str, Mapping, type(None))) and not (
             _has_template(self.options) or _has_template(self.max_epochs)
         ):

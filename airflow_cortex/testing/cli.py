@@ -17,11 +17,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow_cortex.testing.engine import ScriptedOutcome
-from airflow_cortex.testing.server import CortexEmulator
 from airflow_cortex.testing.tls import CA_BUNDLE_VARIABLE
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+    from airflow_cortex.testing.server import CortexEmulator
+
+#: What ``cortex-emulator`` prints when the ``emulator`` extra is missing (the console script is
+#: installed with the base package, the server's libraries only with the extra).
+MISSING_EXTRA = (
+    "cortex-emulator needs the emulator extra, which is not installed (missing module: {module}).\n"
+    "Install it with: pip install 'airflow-cortex[emulator]'"
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +123,11 @@ def _seed(emulator: CortexEmulator, args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        from airflow_cortex.testing.server import CortexEmulator
+    except ModuleNotFoundError as error:
+        print(MISSING_EXTRA.format(module=error.name), file=sys.stderr)
+        return 2
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -245,6 +245,9 @@ class CortexEmulator:
     def _stop_listening(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+            # Without this, uvicorn waits for each TLS connection a client keeps open (a kept
+            # session, the connector's pool) to finish its close handshake: seconds per stop.
+            self._server.force_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._server = self._thread = None
