@@ -78,7 +78,7 @@ with DAG(
         task_id="finetune",
         snowflake_conn_id=CONN_ID,
         model_name="support_assistant",
-        base_model="mistral-7b",
+        base_model="llama3.1-8b",
         training_data_query="support_training_data.sql",
         validation_data_query="support_validation_data.sql",
         max_epochs=2,

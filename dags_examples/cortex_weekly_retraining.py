@@ -38,7 +38,7 @@ from airflow_cortex.operators.finetune import CortexFineTuneOperator
 CONN_ID = os.environ.get("CORTEX_EXAMPLE_CONN_ID", "snowflake_default")
 POLL_SECONDS = float(os.environ.get("CORTEX_EXAMPLE_POLL_SECONDS", "60"))
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("CORTEX_EXAMPLE_RETRY_DELAY_SECONDS", "300")))
-BASE_MODEL = "mistral-7b"
+BASE_MODEL = "llama3.1-8b"
 #: Trained tokens (input tokens x epochs) one weekly run may cost before it is stopped unpaid.
 TRAINED_TOKEN_BUDGET = 5_000_000
 #: Held-out questions asked of each model; COMPLETE is billed per token, so keep it bounded.

@@ -3,17 +3,18 @@
 #
 #   ./scripts/test.sh            the fast tier: unit and integration tests (-m "not slow"), a few minutes
 #   ./scripts/test.sh --all      everything, as CI runs it: then the slow tier (benchmark smoke runs,
-#                                CLI processes, long fault scenarios, the release check) and, last and
-#                                alone, the multi-process deployment tests
+#                                CLI processes, the release check) and, last and one at a time, the
+#                                timing-sensitive tests (multi-process deployments, fault scenarios)
 #   ./scripts/test.sh tests/test_hook.py -k describe     any other arguments go to pytest as they are
 #
-# CORTEX_TEST_WORKERS sets how many test processes run side by side (default 2; 0 runs in-process).
+# CORTEX_TEST_WORKERS sets how many test processes run side by side (default 4: the tests mostly
+# wait on the emulator's clock, so four keep two cores busy; 0 runs them in this process).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/bootstrap.sh"
 VENV="${CORTEX_VENV:-$ROOT/.venv}"
-WORKERS="${CORTEX_TEST_WORKERS:-2}"
+WORKERS="${CORTEX_TEST_WORKERS:-4}"
 cd "$ROOT"
 
 echo "==> ruff" >&2
@@ -29,11 +30,11 @@ pytest() {
 if [ "${1:-}" = "--all" ]; then
     shift
     started=$SECONDS
-    echo "==> pytest: all but the deployments ($WORKERS workers)" >&2
+    echo "==> pytest: all but the timing-sensitive tests ($WORKERS workers)" >&2
     # Integration tests mostly wait on the emulator's clock, so workers overlap well.
-    pytest -m "not deployment" -n "$WORKERS" "$@"
-    echo "==> pytest: multi-process deployments (alone: their processes need the CPU)" >&2
-    pytest -m deployment "$@"
+    pytest -m "not serial" -n "$WORKERS" "$@"
+    echo "==> pytest: timing-sensitive tests, one at a time (deployments, fault scenarios)" >&2
+    pytest -m serial "$@"
     echo "==> all tests in $((SECONDS - started)) s" >&2
 elif [ $# -eq 0 ]; then
     echo "==> pytest: fast tier ($WORKERS workers; ./scripts/test.sh --all for everything)" >&2

@@ -27,7 +27,7 @@ from airflow_cortex.testing.process import EmulatorProcess
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.deployment]
+pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.serial]
 
 WEEKLY = "cortex_weekly_retraining"
 REGISTRY = "cortex_support_model_registry"

@@ -27,7 +27,7 @@ from conftest import EXAMPLES, run_cli
 
 from airflow_cortex.testing.process import EmulatorProcess
 
-pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.deployment]
+pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.serial]
 
 DAGS = Path(__file__).parent / "deployment_dags"
 WORKER, DEFERRED, DEFERRED_NO_RETRY = (

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import airflow
 import jsonschema
+import pytest
 
 
 def test_provider_info_is_registered_and_valid():
@@ -27,6 +28,7 @@ def test_provider_info_is_registered_and_valid():
         assert getattr(__import__(module, fromlist=[name]), name).name == "Snowsight"
 
 
+@pytest.mark.slow  # a fresh interpreter per check
 def test_airflow_lists_the_provider(airflow_db):
     result = subprocess.run(
         [sys.executable, "-m", "airflow", "providers", "list", "--output", "json"],
@@ -39,6 +41,7 @@ def test_airflow_lists_the_provider(airflow_db):
     assert "airflow-cortex" in packages
 
 
+@pytest.mark.slow  # a fresh interpreter per check
 def test_importing_the_operator_does_no_network_io():
     code = (
         "import socket\n"
@@ -52,6 +55,7 @@ def test_importing_the_operator_does_no_network_io():
     assert result.stdout.strip().endswith("ok"), result.stderr
 
 
+@pytest.mark.slow  # a fresh interpreter per check
 def test_operator_module_leaves_the_snowflake_stack_for_task_run_time():
     code = (
         "import sys\n"

@@ -55,7 +55,7 @@ def test_a_better_model_is_promoted_and_a_worse_one_is_not(airflow_db, cortex_em
     assert task_states(first)["promote"] == "success"
     assert task_states(first)["keep_current"] == "skipped"
     evaluation = xcom_value(first, "evaluate")
-    assert evaluation["current"] == "mistral-7b"  # nothing promoted yet: the base model
+    assert evaluation["current"] == "llama3.1-8b"  # nothing promoted yet: the base model
     assert evaluation["candidate"] == "CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT_20261109"
     assert evaluation["candidate_score"] > evaluation["current_score"]
     assert evaluation["holdout_rows"] > 0
@@ -109,7 +109,7 @@ def test_the_asset_event_carries_the_version_and_schedules_the_registry(
     assert events[0].extra == {
         "job_id": result["job_id"],
         "model": result["model"],
-        "base_model": "mistral-7b",
+        "base_model": "llama3.1-8b",
         "trained_tokens": result["trained_tokens"],
         "training_loss": result["training_loss"],
         "validation_loss": result["validation_loss"],

@@ -10,12 +10,17 @@ test module is imported, when the project asks for it (``cortex_airflow_home = "
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 #: Set by :func:`isolate`; read by :func:`migrate` so a session migrates only its own database.
 HOME_VARIABLE = "AIRFLOW_HOME"
@@ -62,8 +67,29 @@ def migrate() -> Path:
     """Create the metadata database's tables, as ``airflow db migrate`` does; return the home.
 
     A child process, not an in-process call: migration configures logging and the ORM for a
-    command-line run, which a test process should not inherit.
+    command-line run, which a test process should not inherit. A SQLite database is migrated
+    once per Airflow version and copied after that (see :func:`_cached_schema`): migrating costs
+    seconds of CPU, and every test worker needs its own database.
     """
+    home = Path(os.environ.get(HOME_VARIABLE, "~/airflow")).expanduser()
+    url = os.environ.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "")
+    database = Path(url.removeprefix("sqlite:///")) if url.startswith("sqlite:///") else None
+    if database is None:
+        _run_migrate()
+        return home
+    with _cached_schema() as template:
+        if database.exists() or not template.exists():
+            _run_migrate()
+            if not template.exists():  # saved only after a migration that succeeded
+                partial = template.with_suffix(f".{os.getpid()}.tmp")
+                shutil.copyfile(database, partial)
+                os.replace(partial, template)
+        else:
+            shutil.copyfile(template, database)
+    return home
+
+
+def _run_migrate() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"],
         capture_output=True,
@@ -73,4 +99,27 @@ def migrate() -> Path:
     )
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{(result.stdout + result.stderr)[-5000:]}")
-    return Path(os.environ.get(HOME_VARIABLE, "~/airflow")).expanduser()
+
+
+@contextlib.contextmanager
+def _cached_schema() -> Iterator[Path]:
+    """The path of a freshly migrated SQLite database for this Airflow, held under a file lock.
+
+    Keyed by the installed Airflow's version: a database migrated by another version is never
+    used. ``CORTEX_AIRFLOW_DB_CACHE`` moves the cache (default ``~/.cache/airflow-cortex``).
+    """
+    import fcntl
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        airflow_version = version("apache-airflow-core")
+    except PackageNotFoundError:
+        airflow_version = version("apache-airflow")
+    cache = Path(os.environ.get("CORTEX_AIRFLOW_DB_CACHE", "~/.cache/airflow-cortex")).expanduser()
+    cache.mkdir(parents=True, exist_ok=True)
+    with (cache / "migrate.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # workers starting together migrate once, not once each
+        try:
+            yield cache / f"airflow-{airflow_version}.sqlite"
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
