@@ -8,13 +8,16 @@ because the fixture's emulator serves TLS with a certificate the connector is ma
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 from conftest import DAGS
 from test_docs_snippet import snippets
 
-from airflow_cortex.testing.dagruns import DagRunner
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow_cortex.testing.dagruns import DagRunner
 
 pytestmark = pytest.mark.airflow
 
