@@ -116,7 +116,7 @@ def test_an_unknown_job_exits_one_naming_it(capsys, seeded, cortex_connection):
 
 
 @pytest.mark.slow
-def test_console_script_against_an_emulator_seeded_from_files(tmp_path):
+def test_console_script_against_an_emulator_seeded_from_files(tmp_path, monkeypatch):
     """The shell path: `cortex-emulator --tls --load-csv --sql-file --outcome`, then `cortex-jobs`."""
     (tmp_path / "train.csv").write_text(
         "prompt,completion\n" + "".join(f"q{i},a{i % 3}\n" for i in range(12))
@@ -132,12 +132,8 @@ def test_console_script_against_an_emulator_seeded_from_files(tmp_path):
         assert "Loaded 12 rows into ML.PUBLIC.train" in printed
         assert "Ran 2 statement(s)" in printed
         bundle = next(line for line in printed.splitlines() if line.startswith("export REQUESTS_CA_BUNDLE="))
-        env = {
-            **os.environ,
-            "AIRFLOW_CONN_CLI_TARGET": emulator.connection,
-            "REQUESTS_CA_BUNDLE": bundle.split("=", 1)[1].strip("'"),
-        }
-        os.environ.update(env)
+        monkeypatch.setenv("AIRFLOW_CONN_CLI_TARGET", emulator.connection)
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", bundle.split("=", 1)[1].strip("'"))
         hook = CortexFineTuneHook(snowflake_conn_id="cli_target")
         assert hook.get_records("SELECT COUNT(*) FROM notes") == [(2,)]
         job = hook.create_finetune_job(
@@ -145,24 +141,16 @@ def test_console_script_against_an_emulator_seeded_from_files(tmp_path):
             base_model="llama3.1-8b",
             training_data_query="SELECT prompt, completion FROM train",
         )
-        script = Path(sys.executable).with_name("cortex-jobs")
-        listed = subprocess.run(
-            [str(script), "--conn-id", "cli_target", "list", "--status", "in_progress"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert listed.returncode == 0, listed.stderr[-2000:]
-        assert [entry["job_id"] for entry in json.loads(listed.stdout)] == [job]
-        cancelled = subprocess.run(
-            [str(script), "--conn-id", "cli_target", "cancel", job],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert cancelled.returncode == 0, cancelled.stderr[-2000:]
-        assert json.loads(cancelled.stdout)["cancelled"] is True
+        listed = _console_script("--conn-id", "cli_target", "list", "--status", "in_progress")
+        assert [entry["job_id"] for entry in listed] == [job]
+        assert _console_script("--conn-id", "cli_target", "cancel", job)["cancelled"] is True
+
+
+def _console_script(*argv: str) -> object:
+    """Run the installed ``cortex-jobs``; its stdout must be nothing but the JSON answer."""
+    script = Path(sys.executable).with_name("cortex-jobs")
+    result = subprocess.run(
+        [str(script), *argv], env=os.environ.copy(), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return json.loads(result.stdout)
