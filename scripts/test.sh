@@ -30,12 +30,16 @@ pytest() {
 if [ "${1:-}" = "--all" ]; then
     shift
     started=$SECONDS
-    echo "==> pytest: all but the timing-sensitive tests ($WORKERS workers)" >&2
-    # Integration tests mostly wait on the emulator's clock, so workers overlap well.
-    pytest -m "not serial" -n "$WORKERS" "$@"
-    echo "==> pytest: timing-sensitive tests, one at a time (deployments, fault scenarios)" >&2
-    pytest -m serial "$@"
+    failed=0
+    # Three passes, each as parallel as its tests allow; a failing pass does not stop the next.
+    echo "==> pytest 1/3: the fast tier ($WORKERS workers: its tests mostly wait on the emulator)" >&2
+    pytest -m "not slow" -n "$WORKERS" "$@" || failed=1
+    echo "==> pytest 2/3: the slow tier (2 workers: benchmark smoke runs and CLI processes use the CPU)" >&2
+    pytest -m "slow and not serial" -n 2 "$@" || failed=1
+    echo "==> pytest 3/3: timing-sensitive tests, one at a time (deployments, fault scenarios)" >&2
+    pytest -m serial "$@" || failed=1
     echo "==> all tests in $((SECONDS - started)) s" >&2
+    exit "$failed"
 elif [ $# -eq 0 ]; then
     echo "==> pytest: fast tier ($WORKERS workers; ./scripts/test.sh --all for everything)" >&2
     pytest -m "not slow" -n "$WORKERS"

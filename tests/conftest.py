@@ -112,7 +112,8 @@ def once_training(emulator, action) -> threading.Thread:
     """Call ``action(job_id)`` from another thread as soon as the newest job is IN_PROGRESS."""
 
     def watch() -> None:
-        deadline = time.monotonic() + 30
+        # Generous: on a loaded machine the DAG run takes a while to even create the job.
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             jobs = emulator.engine.show()
             if jobs and jobs[0]["status"] == "IN_PROGRESS":

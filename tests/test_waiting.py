@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
+import time
 
 import pytest
 from conftest import FAST_FAILING, once_training, run_dag, task_states, xcom_value
 
-from airflow_cortex.testing.engine import ScriptedOutcome
+from airflow_cortex.testing.engine import ManualClock, ScriptedOutcome
 
 pytestmark = pytest.mark.airflow
 
@@ -148,16 +150,61 @@ def test_task_killed_right_after_create_and_retried_leaves_one_job(
     assert f"Reattaching to job {job['id']}" in out
 
 
-# Training outlasts try 1's 1.5 s wait plus try 2's start by a wide margin even on a loaded
-# machine, so try 2 always meets the job IN_PROGRESS (the point of the test); it is mostly sleep.
-@pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=8)
+RETRY_CLOCK = ManualClock()
+
+
+def _finish_once_try_2_has_looked(emulator, dag_id: str) -> threading.Thread:
+    """End the job (on the emulator's manual clock) only after try 2 has seen it IN_PROGRESS.
+
+    Real time plays no part in what is tested, so a loaded machine cannot make try 2 arrive
+    after the job ended (or try 1 time out after it ended).
+    """
+
+    def describes() -> int:
+        return sum(call.operation == "DESCRIBE" for call in emulator.engine.calls)
+
+    def watch() -> None:
+        seen = None
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            if seen is None and _running_try(dag_id) == 2:
+                seen = describes()
+            elif seen is not None and describes() > seen:
+                RETRY_CLOCK.advance(60)
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    return watcher
+
+
+def _running_try(dag_id: str) -> int | None:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        return session.scalar(
+            select(TaskInstance.try_number).where(
+                TaskInstance.dag_id == dag_id,
+                TaskInstance.state.in_(("running", "deferred")),
+            )
+        )
+
+
+@pytest.mark.cortex_emulator(clock=RETRY_CLOCK, pending_seconds=0, training_seconds=30)
 @pytest.mark.parametrize("dag_id", ["cortex_test_retry_worker", "cortex_test_retry_deferred"])
 def test_retry_of_a_running_recorded_job_reconnects(
     airflow_db, seeded, cortex_connection, monkeypatch, dag_id, capsys
 ):
     """Try 1 records the id and gives up waiting; try 2 picks the same job up and sees it finish."""
     monkeypatch.setenv("CORTEX_TEST_WAIT_TIMEOUT", "1.5")
-    run = _run(dag_id)
+    watcher = _finish_once_try_2_has_looked(seeded, dag_id)
+    try:
+        run = _run(dag_id)
+    finally:
+        watcher.join()
     assert run.state == "success", task_states(run)
     assert seeded.engine.job_count == 1
     (job,) = seeded.engine.show()
