@@ -33,16 +33,18 @@ if [ "${1:-}" = "--all" ]; then
     failed=0
     # Three passes, each as parallel as its tests allow; a failing pass does not stop the next.
     echo "==> pytest 1/3: the fast tier ($WORKERS workers: its tests mostly wait on the emulator)" >&2
-    pytest -m "not slow" -n "$WORKERS" "$@" || failed=1
+    pytest -m "not slow and not serial" -n "$WORKERS" "$@" || failed=1
     echo "==> pytest 2/3: the slow tier (2 workers: benchmark smoke runs and CLI processes use the CPU)" >&2
     pytest -m "slow and not serial" -n 2 "$@" || failed=1
-    echo "==> pytest 3/3: timing-sensitive tests, one at a time (deployments, fault scenarios)" >&2
+    echo "==> pytest 3/3: timing-sensitive tests, one at a time (deployments, fault scenarios, kills)" >&2
     pytest -m serial "$@" || failed=1
     echo "==> all tests in $((SECONDS - started)) s" >&2
     exit "$failed"
 elif [ $# -eq 0 ]; then
     echo "==> pytest: fast tier ($WORKERS workers; ./scripts/test.sh --all for everything)" >&2
-    pytest -m "not slow" -n "$WORKERS"
+    pytest -m "not slow and not serial" -n "$WORKERS"
+    echo "==> pytest: its timing-sensitive tests, one at a time" >&2
+    pytest -m "serial and not slow"
 else
     pytest "$@"
 fi
