@@ -86,12 +86,8 @@ def _describe(hook: CortexFineTuneHook, args: argparse.Namespace) -> tuple[int, 
 
 
 def _cancel(hook: CortexFineTuneHook, args: argparse.Namespace) -> tuple[int, Any]:
-    job = hook.describe_finetune_job(args.job_id)
-    if job.is_finished:
-        message = f"Job {job.id} had already ended with status {job.status}; nothing to cancel"
-        return EXIT_OK, {"job_id": job.id, "cancelled": False, "status": job.status, "message": message}
-    message = hook.cancel_finetune_job(args.job_id)
-    return EXIT_OK, {"job_id": job.id, "cancelled": True, "status": job.status, "message": message}
+    job, cancelled, message = hook.cancel_unless_ended(args.job_id)
+    return EXIT_OK, {"job_id": job.id, "cancelled": cancelled, "status": job.status, "message": message}
 
 
 def _wait(hook: CortexFineTuneHook, args: argparse.Namespace) -> tuple[int, Any]:
@@ -127,12 +123,6 @@ def _wait(hook: CortexFineTuneHook, args: argparse.Namespace) -> tuple[int, Any]
     return (EXIT_OK if job.succeeded else EXIT_FAILED), job.to_dict()
 
 
-def _not_found_errors() -> tuple[type[Exception], ...]:
-    from airflow.providers.common.compat.sdk import AirflowNotFoundException
-
-    return (AirflowNotFoundException,)
-
-
 _COMMANDS = {"list": _list, "describe": _describe, "cancel": _cancel, "wait": _wait}
 
 
@@ -162,6 +152,8 @@ def _stdout_to_stderr() -> Iterator[None]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     with _stdout_to_stderr():
+        from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
         from airflow_cortex.exceptions import CortexFineTuneError, CortexValidationError
         from airflow_cortex.hooks.finetune import CortexFineTuneHook
     args = build_parser().parse_args(argv)  # --help and usage errors: argparse's own streams
@@ -175,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 hook.close()
         except CortexValidationError as error:
             code, result = EXIT_BAD_INPUT, {"error": str(error)}
-        except _not_found_errors() as error:  # an unknown connection id
+        except AirflowNotFoundException as error:  # an unknown connection id
             code, result = EXIT_BAD_INPUT, {"error": str(error)}
         except CortexFineTuneError as error:
             code, result = EXIT_FAILED, {"error": str(error), "job_id": error.job_id}

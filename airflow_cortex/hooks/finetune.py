@@ -365,16 +365,21 @@ class CortexFineTuneHook(SnowflakeHook):
         self.log.info("%s", message)
         return str(message)
 
+    def cancel_unless_ended(self, job_id: str) -> tuple[FineTuneJob, bool, str]:
+        """Cancel ``job_id`` unless it has already ended: the job as found, whether a CANCEL was
+        sent, and what happened in words. Errors propagate (see :meth:`cancel_if_running`)."""
+        job = self.describe_finetune_job(job_id)
+        if job.is_finished:
+            return job, False, f"Job {job_id} had already ended with status {job.status}; nothing to cancel"
+        return job, True, self.cancel_finetune_job(job_id)
+
     def cancel_if_running(self, job_id: str) -> str:
         """Cancel ``job_id`` unless it has already ended; returns what happened, for the log.
 
         Used when a task is killed, where an error would only hide the original reason.
         """
         try:
-            job = self.describe_finetune_job(job_id)
-            if job.is_finished:
-                return f"Job {job_id} had already ended with status {job.status}; nothing to cancel"
-            return self.cancel_finetune_job(job_id)
+            return self.cancel_unless_ended(job_id)[2]
         except CortexFineTuneError as error:
             return f"Job {job_id} could not be cancelled: {error}"
 

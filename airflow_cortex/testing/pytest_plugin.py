@@ -69,8 +69,7 @@ def pytest_load_initial_conftests(early_config: pytest.Config) -> None:
         raise pytest.UsageError(f"{_HOME_INI} must be 'isolated' or empty, not {mode!r}")
     from airflow_cortex.testing.airflow_env import isolate
 
-    folder = str(early_config.getini(_DAGS_INI)).strip()
-    isolate(dags_folder=Path(early_config.rootpath, folder) if folder else None)
+    isolate(dags_folder=_dags_folder(early_config))
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -94,8 +93,13 @@ def cortex_dags(cortex_airflow_db: Path, pytestconfig: pytest.Config) -> DagRunn
     """Loads and runs the DAGs of ``cortex_dags_folder`` (Airflow's dags folder if unset)."""
     from airflow_cortex.testing.dagruns import DagRunner
 
-    folder = str(pytestconfig.getini(_DAGS_INI)).strip()
-    return DagRunner(Path(pytestconfig.rootpath, folder) if folder else None)
+    return DagRunner(_dags_folder(pytestconfig))
+
+
+def _dags_folder(config: pytest.Config) -> Path | None:
+    """``cortex_dags_folder`` resolved against the rootdir; ``None`` (Airflow's own) if unset."""
+    folder = str(config.getini(_DAGS_INI)).strip()
+    return Path(config.rootpath, folder) if folder else None
 
 
 def _marker_kwargs(request: pytest.FixtureRequest) -> dict[str, Any]:
