@@ -110,3 +110,21 @@ class CortexBudgetExceededError(ValueError, AirflowFailException):
         self.budget = budget
         self.excess = estimate - budget
         super().__init__(message)
+
+
+# How Snowflake says an object does not exist (or the role may not see it): SQL state 02000
+# ("no data") and error 2003 ("... does not exist or not authorized"), from its errors for
+# unknown objects. FINETUNE's own answer for an unknown job id is unpublished: the emulator's is a
+# guess (docs/emulator.md), so the words below are the last resort, and a decision taken on
+# words alone logs the raw error.
+_NOT_FOUND_SQLSTATES = frozenset({"02000"})
+_NOT_FOUND_ERRNOS = frozenset({2003})
+_NOT_FOUND_WORDS = ("not found", "does not exist", "no such")
+
+
+def job_not_found(errno: int | None, sqlstate: str | None, message: str) -> tuple[bool, bool]:
+    """Whether an error says the job is unknown, and whether that rests on its words alone."""
+    if sqlstate in _NOT_FOUND_SQLSTATES or errno in _NOT_FOUND_ERRNOS:
+        return True, False
+    by_words = any(word in message.lower() for word in _NOT_FOUND_WORDS)
+    return by_words, by_words

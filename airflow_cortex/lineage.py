@@ -109,3 +109,29 @@ def model_dataset_name(
     database = parsed.database.text if parsed.database else _default(default_database)
     schema = parsed.schema.text if parsed.schema else _default(default_schema)
     return ".".join(part for part in (database, schema, parsed.name.text) if part)
+
+
+def source_dataset_names(
+    text: str, default_database: str | None = None, default_schema: str | None = None
+) -> list[str]:
+    """The OpenLineage input names for one training or validation argument, in any form.
+
+    A query yields the tables it reads. A Snowflake ML Dataset version yields
+    ``DB.SCHEMA.NAME/versions/V``: a version is an immutable snapshot, so each one is its own
+    input, as each file is. Stage files yield ``@DB.SCHEMA.STAGE/path`` (``@~/path`` and
+    ``@%TABLE/path`` as written); OpenLineage has no Snowflake stage convention, and the ``@``
+    keeps a stage from being mistaken for a table.
+    """
+    from airflow_cortex.data_sources import DATASET, STAGE, classify
+    from airflow_cortex.statements import data_source
+
+    kind = classify(text)
+    if kind not in (DATASET, STAGE):
+        return tables_read(text, default_database, default_schema)
+    source = data_source(text, "training_data_query")
+    if source.name is None:
+        return [source.text]
+    name = model_dataset_name(source.name.raw, default_database, default_schema)
+    if kind == DATASET:
+        return [f"{name}/versions/{source.version}"]
+    return [f"@{name}/{source.path}" if source.path else f"@{name}"]

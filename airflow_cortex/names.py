@@ -26,12 +26,20 @@ class IdentifierPart:
     text: str
     """The identifier's value: folded to upper case when unquoted, unescaped when quoted."""
     quoted: bool
+    written: str | None = None
+    """The part exactly as the user wrote it (``my_model``, ``"My Model"``), when parsed."""
 
     def sql(self) -> str:
-        """The part as written in SQL."""
+        """The part as SQL that resolves to :attr:`text`."""
         if self.quoted:
             return '"' + self.text.replace('"', '""') + '"'
         return self.text
+
+    def as_written(self) -> str:
+        """The part as typed: Snowflake reports a tuned model's own name this way (published
+        DESCRIBE output shows ``CFT_DB.TASTY_EMAIL.test_api_1``), so only :attr:`text` may be
+        compared, never this."""
+        return self.written if self.written is not None else self.sql()
 
 
 @dataclass(frozen=True)
@@ -55,9 +63,26 @@ class ModelName:
 
     def qualified(self, database: str, schema: str) -> str:
         """The fully qualified name, filling missing parts from a session's database/schema."""
+        return f"{self._namespace(database, schema)}.{self.name.sql()}"
+
+    def reported(self, database: str, schema: str) -> str:
+        """The name as DESCRIBE reports it: database and schema resolved, the model's own name as
+        typed (the one published example: ``CFT_DB.TASTY_EMAIL.test_api_1``)."""
+        return f"{self._namespace(database, schema)}.{self.name.as_written()}"
+
+    def _namespace(self, database: str, schema: str) -> str:
         db = self.database.sql() if self.database else _default_part(database)
         sch = self.schema.sql() if self.schema else _default_part(schema)
-        return f"{db}.{sch}.{self.name.sql()}"
+        return f"{db}.{sch}"
+
+    def key(self, database: str, schema: str) -> tuple[str, str, str]:
+        """What identifies the model in Snowflake: the three resolved parts. Names are equal
+        exactly when their keys are (``my_model`` = ``MY_MODEL`` = ``"MY_MODEL"`` != ``"my_model"``)."""
+        return (
+            self.database.text if self.database else database,
+            self.schema.text if self.schema else schema,
+            self.name.text,
+        )
 
 
 def _default_part(text: str) -> str:
@@ -66,8 +91,13 @@ def _default_part(text: str) -> str:
     return text if _UNQUOTED.fullmatch(text) and text == text.upper() else IdentifierPart(text, True).sql()
 
 
-def parse_model_name(value: object, parameter: str = "model_name") -> ModelName:
-    """Parse and validate a model name, raising ``CortexValidationError`` naming the rule."""
+def parse_model_name(value: object, parameter: str = "model_name", *, at_prefix: bool = False) -> ModelName:
+    """Parse and validate a model name, raising ``CortexValidationError`` naming the rule.
+
+    ``at_prefix`` accepts a leading ``@`` (kept in ``raw``, so it is sent): the arctic-extract
+    fine-tuning guide writes the model name ``'@<database>.<schema>.<model_name>'`` in its
+    syntax and its example, unlike every other FINETUNE page.
+    """
     if not isinstance(value, str):
         raise CortexValidationError(parameter, f"must be a string, not {type(value).__name__}", value)
     if not value:
@@ -79,6 +109,15 @@ def parse_model_name(value: object, parameter: str = "model_name") -> ModelName:
 
     parts: list[IdentifierPart] = []
     pos = 0
+    if value.startswith("@"):
+        if not at_prefix:
+            raise CortexValidationError(
+                parameter,
+                "must not start with '@' (only the arctic-extract guide writes model names that way; "
+                "FINETUNE('CREATE') takes name, schema.name or db.schema.name)",
+                value,
+            )
+        pos = 1
     while True:
         part, pos = _read_part(value, pos, parameter, len(parts) + 1)
         parts.append(part)
@@ -158,7 +197,7 @@ def _read_part(value: str, pos: int, parameter: str, index: int) -> tuple[Identi
         if "\x00" in text:
             raise CortexValidationError(parameter, f"part {index} contains a NUL character", value)
         _check_length(text, parameter, index, value)
-        return IdentifierPart(text, quoted=True), i
+        return IdentifierPart(text, quoted=True, written=value[pos:i]), i
 
     match = _UNQUOTED.match(value, pos)
     if not match:
@@ -170,7 +209,7 @@ def _read_part(value: str, pos: int, parameter: str, index: int) -> tuple[Identi
         )
     text = match.group()
     _check_length(text, parameter, index, value)
-    return IdentifierPart(text.upper(), quoted=False), match.end()
+    return IdentifierPart(text.upper(), quoted=False, written=text), match.end()
 
 
 # A rendered {{ ds }} (or {{ logical_date | ds }}): the commonest way a templated name gets dashes.

@@ -275,8 +275,12 @@ def evaluate(
     base_model: str,
     epochs: int | None,
     checks: PreflightChecks | None,
+    unprofiled: Sequence[str] = (),
 ) -> Estimate:
-    """Judge the profiles (if ``checks``) and return the estimate; raise if any check fails."""
+    """Judge the profiles (if ``checks``) and return the estimate; raise if any check fails.
+
+    ``unprofiled`` names data given as a Dataset or stage files, which pre-flight cannot read.
+    """
     spec = KNOWN_BASE_MODELS.get(base_model)
     if checks is not None:
         problems = [p for profile in profiles for p in data_problems(profile, spec, epochs, checks)]
@@ -287,7 +291,8 @@ def evaluate(
     notes = []
     if spec is None:
         notes.append(f"{base_model} is not a known base model: tokens are not capped at its window")
-    if validation is None:
+    notes += [f"{parameter} is not a query, so it was not profiled" for parameter in unprofiled]
+    if validation is None and "validation_data_query" not in unprofiled:
         notes.append(
             "no validation query: Snowflake holds out part of the training rows, so this is an upper bound"
         )

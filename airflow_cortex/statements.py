@@ -12,7 +12,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_cortex.base_models import validate_base_model
+from airflow_cortex.base_models import DOCUMENT_MODELS, validate_base_model
+from airflow_cortex.data_sources import (
+    DATASET,
+    STAGE,
+    DataSource,
+    classify,
+    parse_dataset_uri,
+    parse_stage_path,
+)
 from airflow_cortex.exceptions import CortexValidationError
 from airflow_cortex.literals import sql_string_literal
 from airflow_cortex.names import ModelName, parse_model_name
@@ -35,12 +43,19 @@ class FineTuneRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
 
     @property
-    def data_queries(self) -> list[tuple[str, str]]:
-        """``(parameter, query)`` for the training query and, if given, the validation query."""
-        queries = [("training_data_query", self.training_data_query)]
+    def data_sources(self) -> list[tuple[str, DataSource]]:
+        """``(parameter, source)`` for the training data and, if given, the validation data."""
+        sources = [("training_data_query", data_source(self.training_data_query, "training_data_query"))]
         if self.validation_data_query is not None:
-            queries.append(("validation_data_query", self.validation_data_query))
-        return queries
+            sources.append(
+                ("validation_data_query", data_source(self.validation_data_query, "validation_data_query"))
+            )
+        return sources
+
+    @property
+    def data_queries(self) -> list[tuple[str, str]]:
+        """``(parameter, query)`` for the data given as queries: the ones pre-flight can profile."""
+        return [(parameter, source.text) for parameter, source in self.data_sources if source.is_query]
 
 
 def build_finetune_request(
@@ -54,14 +69,15 @@ def build_finetune_request(
     allow_unknown_base_model: bool = False,
 ) -> FineTuneRequest:
     """Validate every CREATE argument; raise ``CortexValidationError`` at the first bad one."""
-    return FineTuneRequest(
-        model_name=parse_model_name(model_name, "model_name"),
-        base_model=validate_base_model(base_model, allow_unknown=allow_unknown_base_model),
-        training_data_query=validate_query(training_data_query, "training_data_query"),
+    base = validate_base_model(base_model, allow_unknown=allow_unknown_base_model)
+    request = FineTuneRequest(
+        model_name=parse_model_name(model_name, "model_name", at_prefix=base in DOCUMENT_MODELS),
+        base_model=base,
+        training_data_query=validate_data(training_data_query, "training_data_query"),
         validation_data_query=(
             None
             if validation_data_query is None
-            else validate_query(
+            else validate_data(
                 validation_data_query,
                 "validation_data_query",
                 hint="pass None to let Snowflake split the training data instead",
@@ -69,6 +85,48 @@ def build_finetune_request(
         ),
         options=normalize_options(options, max_epochs),
     )
+    check_model_inputs(request.base_model, request.data_sources, request.options.get("max_epochs"))
+    return request
+
+
+def check_model_inputs(base_model: str, sources: list[tuple[str, DataSource]], epochs: object) -> None:
+    """Rules a base model sets on the other arguments: a document model (``arctic-extract``)
+    trains only on Dataset versions and takes its own range of epochs."""
+    spec = DOCUMENT_MODELS.get(base_model)
+    if spec is None:
+        return
+    for parameter, source in sources:
+        if source.kind != DATASET:
+            raise CortexValidationError(
+                parameter,
+                f"{base_model} trains on a Snowflake ML Dataset version, "
+                f"snow://dataset/<name>/versions/<version>, not on a {source.kind} ({spec.source})",
+                source.text,
+            )
+    if isinstance(epochs, int) and not spec.min_epochs <= epochs <= spec.max_epochs:
+        raise CortexValidationError(
+            "max_epochs",
+            f"{base_model} takes {spec.min_epochs} to {spec.max_epochs} epochs ({spec.source})",
+            epochs,
+        )
+
+
+def data_source(value: str, parameter: str) -> DataSource:
+    """The parsed form of a data argument that :func:`validate_data` accepted."""
+    kind = classify(value)
+    if kind == DATASET:
+        return parse_dataset_uri(value, parameter)
+    if kind == STAGE:
+        return parse_stage_path(value, parameter)
+    return DataSource("query", value)
+
+
+def validate_data(value: object, parameter: str, hint: str = "") -> str:
+    """Check training or validation data in any form FINETUNE takes (see :mod:`.data_sources`):
+    a query, a ``snow://dataset/...`` URI, or an ``@stage`` path to JSONL files."""
+    if isinstance(value, str) and value.strip() and classify(value) != "query":
+        return data_source(value, parameter).text
+    return validate_query(value, parameter, hint)
 
 
 def validate_query(value: object, parameter: str, hint: str = "") -> str:
@@ -76,7 +134,9 @@ def validate_query(value: object, parameter: str, hint: str = "") -> str:
     suffix = f"; {hint}" if hint else ""
     if not isinstance(value, str):
         raise CortexValidationError(
-            parameter, f"must be a SQL query string, not {type(value).__name__}{suffix}"
+            parameter,
+            "must be a SQL query, a snow://dataset/... URI or an @stage path, "
+            f"not {type(value).__name__}{suffix}",
         )
     if not value.strip():
         raise CortexValidationError(parameter, f"must not be empty or whitespace only{suffix}", value)

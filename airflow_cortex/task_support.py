@@ -7,7 +7,7 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from airflow_cortex.exceptions import CortexFineTuneError, CortexTransientError
+from airflow_cortex.exceptions import CortexFineTuneError, CortexTransientError, CortexValidationError
 from airflow_cortex.jobcontrol.ownership import UNKNOWN
 from airflow_cortex.jobcontrol.waiting import RetryPolicy, Step, Waiter
 
@@ -32,6 +32,15 @@ CONNECTION_FIELDS = ("snowflake_conn_id", "warehouse", "database", "schema", "ro
 def connection_settings(holder: object) -> dict[str, Any]:
     """``holder``'s connection settings (an operator, sensor or trigger)."""
     return {name: getattr(holder, name) for name in CONNECTION_FIELDS}
+
+
+def validate_transport(value: object) -> str | None:
+    """An operator's or sensor's ``transport``: ``None`` (the connection decides) or a known one."""
+    from airflow_cortex.hooks.transport import TRANSPORTS
+
+    if value is None or (isinstance(value, str) and value in TRANSPORTS):
+        return value
+    raise CortexValidationError("transport", f"must be one of {', '.join(TRANSPORTS)} or None", value)
 
 
 def build_hook(settings: Mapping[str, Any], **options: Any) -> CortexFineTuneHook:
@@ -93,6 +102,7 @@ class CortexTaskMixin:
     schema: str | None
     role: str | None
     allow_unknown_base_model: bool
+    transport: str | None
     transient_retry: RetryPolicy
     log: Any
 
@@ -103,6 +113,7 @@ class CortexTaskMixin:
             connection_settings(self),
             allow_unknown_base_model=self.allow_unknown_base_model,
             keep_connection=True,
+            transport=self.transport,
         )
 
     def _close_hook(self) -> None:
@@ -122,6 +133,18 @@ class CortexTaskMixin:
             **connection_settings(self),
             retry_policy=self.transient_retry.to_dict(),
             allow_unknown_base_model=self.allow_unknown_base_model,
+            transport=self._trigger_transport(),
+        )
+
+    def _trigger_transport(self) -> str:
+        """The transport the trigger polls with: the task's, except that the triggerer reads
+        only key-pair and PAT credentials without the connector (OAuth stays on the connector)."""
+        if self.hook.transport != "sql_api":
+            return "connector"
+        from airflow_cortex.sqlapi.credentials import sql_api_supported
+
+        return (
+            "sql_api" if sql_api_supported(self.hook.get_connection(self.snowflake_conn_id)) else "connector"
         )
 
     def _check_once(self, job_id: str) -> FineTuneJob | None:
@@ -149,4 +172,5 @@ class CortexTaskMixin:
 
     def _cancel_job(self, job_id: str) -> None:
         """Best-effort cancel for ``on_kill``, on its own session (the task's may be mid-call)."""
-        self.log.info("Task killed: %s", build_hook(connection_settings(self)).cancel_if_running(job_id))
+        hook = build_hook(connection_settings(self), transport=self.transport)
+        self.log.info("Task killed: %s", hook.cancel_if_running(job_id))

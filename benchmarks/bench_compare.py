@@ -76,7 +76,7 @@ DAG_FILE = textwrap.dedent(
     EMULATOR = os.environ["BENCH_EMULATOR_URL"]
     STATEMENT = create_statement(
         build_finetune_request(
-            model_name="bench_model", base_model="mistral-7b", training_data_query=os.environ["BENCH_QUERY"]
+            model_name="bench_model", base_model="llama3.1-8b", training_data_query=os.environ["BENCH_QUERY"]
         )
     )
 
@@ -143,7 +143,7 @@ DAG_FILE = textwrap.dedent(
         task_id="finetune",
         snowflake_conn_id="bench",
         model_name="bench_model",
-        base_model="mistral-7b",
+        base_model="llama3.1-8b",
         training_data_query=os.environ["BENCH_QUERY"],
         poll_interval=float(os.environ["BENCH_POLL"]),
         retries=0,
@@ -156,6 +156,11 @@ DAG_FILE = textwrap.dedent(
         TimedCortex(**CORTEX, deferrable=False)
     with dag("cortex_deferred_wait"):
         TimedCortex(**CORTEX, deferrable=True)
+    SQL_API = {**CORTEX, "snowflake_conn_id": "bench_sqlapi"}
+    with dag("cortex_sqlapi_no_wait"):
+        TimedCortex(**SQL_API, wait_for_completion=False)
+    with dag("cortex_sqlapi_deferred_wait"):
+        TimedCortex(**SQL_API, deferrable=True)
     with dag("sql_execute_query"):
         TimedSQLExecuteQuery(task_id="finetune", conn_id="bench", sql=STATEMENT, retries=0)
     with dag("sql_api"):
@@ -166,13 +171,21 @@ DAG_FILE = textwrap.dedent(
     '''
 )
 
+SQL_API_ROW = "CortexFineTuneOperator (SQL API)"
 ROWS = (  # dag id, operator, what runs, whether it waits for the job to finish
     ("cortex_no_wait", "CortexFineTuneOperator", "checks + CREATE", False),
     ("cortex_no_wait_unchecked", "CortexFineTuneOperator", "CREATE (preflight_checks=False)", False),
+    ("cortex_sqlapi_no_wait", SQL_API_ROW, "checks + CREATE", False),
     ("sql_execute_query", "SQLExecuteQueryOperator", "CREATE", False),
     ("sql_api", "SnowflakeSqlApiOperator", "CREATE", False),
     ("cortex_worker_wait", "CortexFineTuneOperator", "checks + CREATE + wait in worker", True),
     ("cortex_deferred_wait", "CortexFineTuneOperator", "checks + CREATE + deferred wait", True),
+    (
+        "cortex_sqlapi_deferred_wait",
+        "CortexFineTuneOperator (SQL API)",
+        "checks + CREATE + deferred wait",
+        True,
+    ),
 )
 JOB_ID_XCOM = {"sql_api": "query_ids"}  # every other row: the key that first holds the job id
 IMPORTS = (
@@ -222,14 +235,18 @@ def operators_side_by_side(poll: float, training: float) -> list[dict[str, Any]]
     (work / "dags").mkdir()
     (work / "dags" / "compare_dags.py").write_text(DAG_FILE)
     timings = work / "timings.jsonl"
-    options = ("--database", "BENCH", "--pending-seconds", "1", "--training-seconds", str(training))
+    token = "bench-programmatic-access-token"
+    options = (
+        *("--database", "BENCH", "--pending-seconds", "1", "--training-seconds", str(training)),
+        *("--sql-api-token", f"EMULATOR={token}"),
+    )
     rows = []
     with EmulatorProcess(*options) as emulator:
         connection = json.loads(emulator.connection)
         extra = connection["extra"]
         url = f"http://{extra['host']}:{extra['port']}"
         # One credential that both the connector and the SQL API accept.
-        connection["password"] = "bench-programmatic-access-token"
+        connection["password"] = token
         extra["authenticator"] = "programmatic_access_token"
         env = {
             **{k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW__")},
@@ -238,6 +255,9 @@ def operators_side_by_side(poll: float, training: float) -> list[dict[str, Any]]
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "AIRFLOW_CONN_BENCH": json.dumps(connection),
+            "AIRFLOW_CONN_BENCH_SQLAPI": json.dumps(
+                {**connection, "extra": {**extra, "transport": "sql_api"}}
+            ),
             "BENCH_EMULATOR_URL": url,
             "BENCH_TIMINGS": str(timings),
             "BENCH_POLL": str(poll),
@@ -297,7 +317,7 @@ def main() -> None:
         "\n the waiting rows push it at the same point as the first row, and re-push it when they resume)"
     )
     header = (
-        f"{'operator':<25} {'what runs':<33} {'waits for job':>13} {'task start -> XCom s':>21} "
+        f"{'operator':<33} {'what runs':<33} {'waits for job':>13} {'task start -> XCom s':>21} "
         f"{'XCom holds':<17} {'logins':>6} {'queries':>7} {'SQL API req':>11} {'jobs':>4} "
         f"{'worker s held':>13}"
     )
@@ -305,7 +325,7 @@ def main() -> None:
     for row in operators_side_by_side(poll, training):
         to_xcom = "-" if row["waits"] else f"{row['to_xcom']:.2f}"
         print(
-            f"{row['operator']:<25} {row['shows']:<33} {'yes' if row['waits'] else 'no':>13} {to_xcom:>21} "
+            f"{row['operator']:<33} {row['shows']:<33} {'yes' if row['waits'] else 'no':>13} {to_xcom:>21} "
             f"{row['held']:<17} {row['logins']:>6} {row['queries']:>7} {row['sqlapi_requests']:>11} "
             f"{row['jobs']:>4} {row['worker']:>13.2f}"
         )

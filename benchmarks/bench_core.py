@@ -67,7 +67,7 @@ def main() -> None:
         return lambda: create_statement(
             build_finetune_request(
                 model_name='ml.models."Support v2"',
-                base_model="mistral-7b",
+                base_model="llama3.1-8b",
                 training_data_query=query,
                 validation_data_query=query,
                 max_epochs=3,
@@ -98,7 +98,7 @@ def main() -> None:
         before = dict(emulator.counts)
         create = per_call(
             lambda: job_ids.append(
-                hook.create_finetune_job("m", "mistral-7b", "SELECT prompt, completion FROM train")
+                hook.create_finetune_job("m", "llama3.1-8b", "SELECT prompt, completion FROM train")
             ),
             round_trips,
         )
@@ -120,7 +120,7 @@ def main() -> None:
         )
         request = build_finetune_request(
             model_name="m",
-            base_model="mistral-7b",
+            base_model="llama3.1-8b",
             training_data_query="SELECT prompt, completion FROM pairs",
             validation_data_query="SELECT prompt, completion FROM train",
             max_epochs=2,

@@ -95,7 +95,7 @@ def one_job_per_mode(poll: float) -> list[tuple[str, int, int, int, int, int]]:
                 task_id="t",
                 snowflake_conn_id="cortex_bench",
                 model_name="bench",
-                base_model="mistral-7b",
+                base_model="llama3.1-8b",
                 training_data_query=TRAIN,
                 deferrable=deferrable,
                 wait_for_completion=wait,
@@ -174,22 +174,27 @@ async def _watched(work: Any, samples: dict[str, float]) -> Any:
         await watcher
 
 
-async def _run_triggers(job_ids: list[str], poll: float) -> dict[str, float]:
-    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+async def _run_triggers(job_ids: list[str], poll: float, transport: str) -> dict[str, float]:
     from airflow_cortex.triggers.finetune import CortexFineTuneTrigger
 
-    # The first connection in a process loads the rest of the connector (C extensions among
-    # them) and holds the interpreter meanwhile: a one-time cost per triggerer, measured apart.
     cold = {"stall": 0.0, "stall_no_gc": 0.0, "rss": 0.0}
-    warm_up = CortexFineTuneHook(snowflake_conn_id="cortex_bench")
-    await _watched(
-        asyncio.get_running_loop().run_in_executor(None, warm_up.describe_finetune_job, job_ids[0]), cold
-    )
+    if transport == "connector":
+        # The first connection in a process loads the rest of the connector (C extensions among
+        # them) and holds the interpreter meanwhile: a one-time cost per triggerer, measured apart.
+        from airflow_cortex.hooks.finetune import CortexFineTuneHook
+
+        warm_up = CortexFineTuneHook(snowflake_conn_id="cortex_bench")
+        await _watched(
+            asyncio.get_running_loop().run_in_executor(None, warm_up.describe_finetune_job, job_ids[0]), cold
+        )
     samples = {"stall": 0.0, "stall_no_gc": 0.0, "rss": _rss_mb()}
     base_rss = samples["rss"]
     start, cpu = time.perf_counter(), time.process_time()
     triggers = [
-        CortexFineTuneTrigger(job_id=j, snowflake_conn_id="cortex_bench", poll_interval=poll) for j in job_ids
+        CortexFineTuneTrigger(
+            job_id=j, snowflake_conn_id="cortex_bench", poll_interval=poll, transport=transport
+        )
+        for j in job_ids
     ]
     events = await _watched(asyncio.gather(*(anext(t.run()) for t in triggers)), samples)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu
@@ -204,10 +209,16 @@ async def _run_triggers(job_ids: list[str], poll: float) -> dict[str, float]:
         "stall_no_gc": samples["stall_no_gc"],
         "full_gcs": _full_collections,
         "rss": samples["rss"] - base_rss,
+        "connector_modules": sum(name.startswith("snowflake.connector") for name in sys.modules),
     }
 
 
-def triggers_at_scale(sizes: list[int], poll: float, training: float) -> list[tuple[int, dict[str, float]]]:
+BENCH_TOKEN = "bench-programmatic-access-token"
+
+
+def triggers_at_scale(
+    sizes: list[int], poll: float, training: float, transport: str = "connector"
+) -> list[tuple[int, dict[str, float]]]:
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
     from airflow_cortex.testing.process import EmulatorProcess
 
@@ -217,18 +228,28 @@ def triggers_at_scale(sizes: list[int], poll: float, training: float) -> list[tu
         # or the figures would show N triggers finding N finished jobs.
         job_seconds = training + 0.08 * n
         workdir = Path(tempfile.mkdtemp(prefix="cortex-bench-"))
-        options = ("--database", "BENCH", "--pending-seconds", "0.5", "--training-seconds", str(job_seconds))
+        options = (
+            *("--database", "BENCH", "--pending-seconds", "0.5", "--training-seconds", str(job_seconds)),
+            *("--sql-api-token", f"EMULATOR={BENCH_TOKEN}"),
+        )
         with EmulatorProcess(*options) as emulator:
-            os.environ["AIRFLOW_CONN_CORTEX_BENCH"] = emulator.connection
+            connection = json.loads(emulator.connection)
+            if transport == "sql_api":  # a programmatic access token: what the SQL API accepts
+                connection["password"] = BENCH_TOKEN
+                connection["extra"]["authenticator"] = "programmatic_access_token"
+            os.environ["AIRFLOW_CONN_CORTEX_BENCH"] = json.dumps(connection)
             hook = CortexFineTuneHook(snowflake_conn_id="cortex_bench", keep_connection=True)
             hook.run(SEED)
-            job_ids = [hook.create_finetune_job(f"m{i}", "mistral-7b", TRAIN) for i in range(n)]
+            job_ids = [hook.create_finetune_job(f"m{i}", "llama3.1-8b", TRAIN) for i in range(n)]
             hook.close()
             # The triggers run in a fresh process that imports what a triggerer imports, not the
             # in-process emulator of part 1: its heap is what full garbage collections walk.
             (workdir / "jobs.json").write_text(json.dumps(job_ids))
             side = subprocess.run(
-                [sys.executable, __file__, "--trigger-side", str(workdir / "jobs.json"), "--poll", str(poll)],
+                [
+                    *(sys.executable, __file__, "--trigger-side", str(workdir / "jobs.json")),
+                    *("--poll", str(poll), "--transport", transport),
+                ],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -238,8 +259,10 @@ def triggers_at_scale(sizes: list[int], poll: float, training: float) -> list[tu
         counts = json.loads(served.group(1)) if served else {}
         # The setup (two logins: seeding, then N CREATEs on one session) and the warm-up (one login,
         # one DESCRIBE) are not the triggers' doing.
-        figures["logins"] = counts.get("logins", 0) - 3
-        figures["queries"] = counts.get("queries", 0) - 2 - n
+        warm_up = 1 if transport == "connector" else 0
+        figures["logins"] = counts.get("logins", 0) - 2 - warm_up
+        figures["queries"] = counts.get("queries", 0) - 1 - warm_up - n
+        figures["sqlapi"] = counts.get("sqlapi_requests", 0)
         rows.append((n, figures))
     return rows
 
@@ -249,11 +272,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small N and short jobs, for a smoke run")
     parser.add_argument("--trigger-side", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--poll", type=float, default=1.0, help=argparse.SUPPRESS)
+    parser.add_argument("--transport", default="connector", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.trigger_side:
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
         job_ids = json.loads(args.trigger_side.read_text())
-        print(json.dumps(asyncio.run(_run_triggers(job_ids, args.poll))))
+        print(json.dumps(asyncio.run(_run_triggers(job_ids, args.poll, args.transport))))
         return
     sizes = [1, 20] if args.quick else [1, 100, 500]
     poll = 0.5 if args.quick else 1.0
@@ -297,6 +321,24 @@ def main() -> None:
     for n, figures in triggers_at_scale(sizes, poll, training):
         figures["n"] = n
         print(" ".join(f"{figures[key] * scale:>{width}{fmt}}" for _, width, key, scale, fmt in columns))
+
+    print()
+    print(
+        "The same N deferred jobs with transport='sql_api' (a programmatic access token): natively async,\n"
+        "no thread pool, no login; 'connector modules' counts snowflake.connector modules the trigger\n"
+        "process loaded (it must be 0); there is no first connection to measure apart"
+    )
+    api_columns = (
+        *columns[:1],
+        *columns[2:8],
+        ("logins", 7, "logins", 1, ".0f"),
+        ("SQL API req", 12, "sqlapi", 1, ".0f"),
+        ("connector modules", 18, "connector_modules", 1, ".0f"),
+    )
+    print(" ".join(f"{heading:>{width}}" for heading, width, *_ in api_columns))
+    for n, figures in triggers_at_scale(sizes, poll, training, transport="sql_api"):
+        figures["n"] = n
+        print(" ".join(f"{figures[key] * scale:>{width}{fmt}}" for _, width, key, scale, fmt in api_columns))
 
 
 if __name__ == "__main__":

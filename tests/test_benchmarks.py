@@ -41,13 +41,26 @@ def test_waiting_benchmark_runs_and_shows_one_login_for_all_triggers():
     assert worker[-5] == "1"  # logins: the profile, CREATE and every poll on one session
     assert worker[-3] == "1"  # one pre-flight query
     assert worker[-2] == "1.00"  # and one query per poll besides
-    header = lines.index(next(line for line in lines if line.strip().startswith("N ")))
-    scale = [line for line in lines[header + 1 :] if line.split() and line.split()[0].isdigit()]
-    assert len(scale) == 2
-    for row in scale:
-        n, _first, _wall, _cpu, _stall, _stall_no_gc, _gcs, _rss, logins, queries = row.split()
-        assert logins == "1", row  # every trigger on the connection shares one session
+    headers = [i for i, line in enumerate(lines) if line.strip().startswith("N ")]
+    assert len(headers) == 2  # the connector transport, then the SQL API
+
+    def table(header: int) -> list[list[str]]:
+        rows = []
+        for line in lines[header + 1 :]:
+            if not (line.split() and line.split()[0].isdigit()):
+                break
+            rows.append(line.split())
+        return rows
+
+    connector, sql_api = table(headers[0]), table(headers[1])
+    assert len(connector) == len(sql_api) == 2
+    for n, _first, _wall, _cpu, _stall, _stall_no_gc, _gcs, _rss, logins, queries in connector:
+        assert logins == "1"  # every trigger on the connection shares one session
         assert int(queries) >= int(n)
+    for n, _wall, _cpu, _stall, _stall_no_gc, _gcs, _rss, logins, requests, connector_modules in sql_api:
+        assert logins == "0"  # no login at all
+        assert int(requests) >= int(n)  # one SQL API request per poll
+        assert connector_modules == "0"  # the trigger process never imported the connector
 
 
 def test_comparison_benchmark_runs_the_same_statement_through_each_operator():
@@ -72,3 +85,8 @@ def test_comparison_benchmark_runs_the_same_statement_through_each_operator():
     assert sql_api[-7:-4] == ["statement", "handle", "0"]  # the job id never reaches XCom
     assert sql_api[-2] == "1"
     assert row("CortexFineTuneOperator", "deferred wait")[-5] == "2"  # the worker's login and the trigger's
+    # The SQL API transport: the profile and CREATE as SQL API requests, no login, no connector query.
+    over_api = row("CortexFineTuneOperator (SQL API)", "checks + CREATE ")
+    assert over_api[-6:-1] == ["id", "0", "0", "2", "1"]
+    deferred_api = row("CortexFineTuneOperator (SQL API)", "deferred wait")
+    assert deferred_api[-5:-3] == ["0", "0"]  # no login, in the worker or in the triggerer

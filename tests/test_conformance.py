@@ -11,15 +11,16 @@ from __future__ import annotations
 import json
 
 import pytest
-from conformance.published import CANCEL_PREFIX, DESCRIBE, SHOW, STATUSES
+from conformance.published import CANCEL_PREFIX, CREATE, DESCRIBE, SHOW, STATUSES
 
+from airflow_cortex.base_models import KNOWN_BASE_MODELS
 from airflow_cortex.exceptions import CortexFineTuneError, CortexJobFailedError, CortexValidationError
 from airflow_cortex.jobcontrol.reattach import NO_MATCH, UNVERIFIED, VERIFIED, match
 from airflow_cortex.jobcontrol.waiting import progress_message, require_success
 from airflow_cortex.links import model_url
 from airflow_cortex.names import parse_model_name
 from airflow_cortex.results import FineTuneJob, parse_show
-from airflow_cortex.statements import build_finetune_request
+from airflow_cortex.statements import build_finetune_request, create_statement
 
 BASE = "https://app.snowflake.com/myorg/analytics"
 
@@ -36,7 +37,7 @@ def _request_for(job: FineTuneJob, **overrides: object):
     model = job.model or "tuned"
     arguments = {
         "model_name": parse_model_name(model).name.sql(),
-        "base_model": job.base_model or "mistral-7b",
+        "base_model": job.base_model or "llama3.1-8b",
         "training_data_query": (
             job.raw.get("training_data") or "SELECT p AS prompt, c AS completion FROM t"
         ).rstrip(";"),
@@ -160,7 +161,7 @@ def test_cancel_answer_has_the_clients_prefix(seeded, cortex_connection):
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
 
     hook = CortexFineTuneHook(snowflake_conn_id=cortex_connection)
-    job_id = hook.create_finetune_job("t", "mistral-7b", "SELECT prompt, completion FROM train")
+    job_id = hook.create_finetune_job("t", "llama3.1-8b", "SELECT prompt, completion FROM train")
     assert hook.cancel_finetune_job(job_id) == f"{CANCEL_PREFIX[2]}{job_id}"
 
 
@@ -179,7 +180,7 @@ def test_a_retry_adopts_a_minimal_describe_only_when_it_is_the_one_candidate(see
     hook = CortexFineTuneHook(snowflake_conn_id=cortex_connection)
     request = hook.build_request(
         model_name="tuned",
-        base_model="mistral-7b",
+        base_model="llama3.1-8b",
         training_data_query="SELECT prompt, completion FROM train",
     )
     first = hook.submit_finetune_request(request)
@@ -210,3 +211,43 @@ def test_job_not_found_by_code_and_state_before_words(errno, sqlstate, message, 
     from airflow_cortex.hooks.finetune import job_not_found
 
     assert job_not_found(errno, sqlstate, message) == expected
+
+
+@pytest.mark.parametrize(("name", "source", "arguments"), CREATE, ids=[c[0] for c in CREATE])
+def test_published_create_calls_pass_validation_and_reach_finetune_verbatim(
+    seeded, cortex_connection, name, source, arguments
+):
+    """Every published CREATE form validates and is sent argument for argument; a retired base
+    model passes only with the escape, and the emulator, following the dated table, refuses it."""
+    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+
+    model_name, base_model, training, *validation = arguments
+    retired = base_model in KNOWN_BASE_MODELS and not KNOWN_BASE_MODELS[base_model].available
+    if retired:
+        with pytest.raises(CortexValidationError, match="no longer offers"):
+            build_finetune_request(model_name=model_name, base_model=base_model, training_data_query=training)
+    request = build_finetune_request(
+        model_name=model_name,
+        base_model=base_model,
+        training_data_query=training,
+        validation_data_query=validation[0] if validation else None,
+        allow_unknown_base_model=retired,
+    )
+    for argument in arguments:
+        assert "'" + argument + "'" in create_statement(request)
+
+    db = {"database": "CORTEX_TEST", "schema": "PUBLIC"}
+    seeded.execute("CREATE OR REPLACE TABLE validation AS SELECT * FROM train", **db)
+    for uri in (a for a in arguments if a.startswith("snow://")):
+        seeded.create_dataset_version(uri, "SELECT prompt, completion FROM train", **db)
+    for path in (a for a in arguments if a.startswith("@") and a != model_name):
+        seeded.put_stage_file(path, '{"prompt": "q", "completion": "a"}\n' * 12, **db)
+    hook = CortexFineTuneHook(snowflake_conn_id=cortex_connection)
+    if retired:
+        with pytest.raises(CortexFineTuneError, match=f"{base_model!r} is not supported for fine-tuning"):
+            hook.submit_finetune_request(request)
+        return
+    job_id = hook.submit_finetune_request(request)
+    (call,) = [c for c in seeded.engine.calls if c.operation == "CREATE"]
+    assert call.arguments[: len(arguments)] == tuple(arguments)
+    assert hook.describe_finetune_job(job_id).status in ("PENDING", "IN_PROGRESS", "SUCCESS")

@@ -130,7 +130,7 @@ def test_standalone_deployment_runs_the_pipeline_with_the_triggerer_waiting(tmp_
     (task_log,) = home.glob(f"logs/dag_id={WEEKLY}/run_id=*/task_id=finetune/attempt=1.log")
     task_text = task_log.read_text()
     assert "Cortex fine-tuning job created" in task_text
-    assert "Tuned model: CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT" in task_text
+    assert "Tuned model: CORTEX_DEMO.PUBLIC.support_assistant" in task_text
     assert "triggerer" in output
 
     # One job, paid for once: the emulator's closing line counts what it served.

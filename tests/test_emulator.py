@@ -30,7 +30,7 @@ def hook(cortex_emulator, cortex_connection):
 
 def test_lifecycle_pending_in_progress_success(hook):
     job_id = hook.create_finetune_job(
-        "my_model", "mistral-7b", "SELECT prompt, completion FROM train", max_epochs=2
+        "my_model", "llama3.1-8b", "SELECT prompt, completion FROM train", max_epochs=2
     )
     assert job_id.startswith("ft_")
     first = hook.describe_finetune_job(job_id)
@@ -49,7 +49,7 @@ def test_lifecycle_pending_in_progress_success(hook):
     done = hook.describe_finetune_job(job_id)
     assert done.status == "SUCCESS"
     assert done.progress == 1.0
-    assert done.model == "CORTEX_TEST.PUBLIC.MY_MODEL"
+    assert done.model == "CORTEX_TEST.PUBLIC.my_model"
     # 36 training rows (every 10th row is held out when no validation query is given)
     rows = [(f"question {i}", f"answer {i % 4}") for i in range(40) if i % 10 != 9]
     tokens = sum(-(-len(p) // 4) + -(-len(c) // 4) for p, c in rows)
@@ -60,31 +60,59 @@ def test_lifecycle_pending_in_progress_success(hook):
 
 
 def test_taken_name_gets_a_suffix_in_finishing_order(hook):
-    first = hook.create_finetune_job("dup", "mistral-7b", "SELECT prompt, completion FROM train")
+    first = hook.create_finetune_job("dup", "llama3.1-8b", "SELECT prompt, completion FROM train")
     CLOCK.advance(1)
     second = hook.create_finetune_job(
-        "other_schema.dup", "mistral-7b", "SELECT prompt, completion FROM train"
+        "other_schema.dup", "llama3.1-8b", "SELECT prompt, completion FROM train"
     )
-    third = hook.create_finetune_job("dup", "mistral-7b", "SELECT prompt, completion FROM train")
+    third = hook.create_finetune_job("dup", "llama3.1-8b", "SELECT prompt, completion FROM train")
     CLOCK.advance(200)
-    assert hook.describe_finetune_job(third).model == "CORTEX_TEST.PUBLIC.DUP_1"
-    assert hook.describe_finetune_job(first).model == "CORTEX_TEST.PUBLIC.DUP"
-    assert hook.describe_finetune_job(second).model == "CORTEX_TEST.OTHER_SCHEMA.DUP"
+    assert hook.describe_finetune_job(third).model == "CORTEX_TEST.PUBLIC.dup_1"
+    assert hook.describe_finetune_job(first).model == "CORTEX_TEST.PUBLIC.dup"
+    assert hook.describe_finetune_job(second).model == "CORTEX_TEST.OTHER_SCHEMA.dup"
+
+
+def test_reported_names_keep_the_typed_case_and_compare_resolved(hook, cortex_emulator):
+    """Published DESCRIBE shows ``CFT_DB.TASTY_EMAIL.test_api_1``: database and schema resolved,
+    the model's own name as typed. ``Tasty`` and ``TASTY`` are one model (unquoted names fold to
+    upper case), so the second job gets a suffix; ``"tasty"`` (quoted, lower case) is another."""
+    first = hook.create_finetune_job(
+        "cortex_test.public.Tasty", "llama3.1-8b", "SELECT prompt, completion FROM train"
+    )
+    CLOCK.advance(1)
+    second = hook.create_finetune_job("TASTY", "llama3.1-8b", "SELECT prompt, completion FROM train")
+    CLOCK.advance(1)
+    third = hook.create_finetune_job('"tasty"', "llama3.1-8b", "SELECT prompt, completion FROM train")
+    CLOCK.advance(200)
+    assert hook.describe_finetune_job(first).model == "CORTEX_TEST.PUBLIC.Tasty"
+    assert hook.describe_finetune_job(second).model == "CORTEX_TEST.PUBLIC.TASTY_1"
+    assert hook.describe_finetune_job(third).model == 'CORTEX_TEST.PUBLIC."tasty"'
+    # Any spelling that resolves to the model reaches it; the quoted lower-case one is distinct.
+    for function, spelling in (
+        ("SNOWFLAKE.CORTEX.COMPLETE", "tasty"),
+        ("SNOWFLAKE.CORTEX.COMPLETE", '"TASTY"'),
+        ("AI_COMPLETE", "cortex_test.Public.TASTY"),
+    ):
+        (answer,) = hook.get_first(f"SELECT {function}('{spelling}', 'question 1')")
+        assert answer
+    assert cortex_emulator.engine.completions["CORTEX_TEST.PUBLIC.Tasty"] == 3
+    hook.get_first("""SELECT AI_COMPLETE('CORTEX_TEST.PUBLIC."tasty"', 'question 1')""")
+    assert cortex_emulator.engine.completions['CORTEX_TEST.PUBLIC."tasty"'] == 1
 
 
 def test_quoted_names_keep_case(hook):
-    job_id = hook.create_finetune_job('"Mixed Case"', "mistral-7b", "SELECT prompt, completion FROM train")
+    job_id = hook.create_finetune_job('"Mixed Case"', "llama3.1-8b", "SELECT prompt, completion FROM train")
     CLOCK.advance(200)
     assert hook.describe_finetune_job(job_id).model == 'CORTEX_TEST.PUBLIC."Mixed Case"'
 
 
 def test_more_data_trains_more_tokens_and_changes_losses(hook, cortex_emulator):
     small = hook.create_finetune_job(
-        "s", "mistral-7b", "SELECT prompt, completion FROM train LIMIT 10", max_epochs=1
+        "s", "llama3.1-8b", "SELECT prompt, completion FROM train LIMIT 10", max_epochs=1
     )
-    large = hook.create_finetune_job("l", "mistral-7b", "SELECT prompt, completion FROM train", max_epochs=1)
+    large = hook.create_finetune_job("l", "llama3.1-8b", "SELECT prompt, completion FROM train", max_epochs=1)
     varied = hook.create_finetune_job(
-        "v", "mistral-7b", "SELECT prompt, prompt || ' reply' AS completion FROM train", max_epochs=1
+        "v", "llama3.1-8b", "SELECT prompt, prompt || ' reply' AS completion FROM train", max_epochs=1
     )
     CLOCK.advance(200)
     few, many, distinct = (hook.describe_finetune_job(j) for j in (small, large, varied))
@@ -105,7 +133,7 @@ def test_more_data_trains_more_tokens_and_changes_losses(hook, cortex_emulator):
     ],
 )
 def test_unusable_data_ends_in_error_like_snowflake(hook, query, message):
-    job_id = hook.create_finetune_job("bad", "mistral-7b", query)
+    job_id = hook.create_finetune_job("bad", "llama3.1-8b", query)
     assert hook.describe_finetune_job(job_id).status == "PENDING"
     CLOCK.advance(10)
     job = hook.describe_finetune_job(job_id)
@@ -116,24 +144,36 @@ def test_unusable_data_ends_in_error_like_snowflake(hook, query, message):
 
 def test_row_limit_depends_on_epochs(hook, cortex_emulator):
     cortex_emulator.execute(
-        "CREATE OR REPLACE TABLE big AS SELECT 'p' || i AS prompt, 'c' AS completion FROM range(5000) t(i)",
+        "CREATE OR REPLACE TABLE big AS SELECT 'p' || i AS prompt, 'c' AS completion FROM range(20000) t(i)",
         database="CORTEX_TEST",
         schema="PUBLIC",
     )
     query = "SELECT prompt, completion FROM big"
-    ok = hook.create_finetune_job("fits", "llama3.1-70b", query, validation_data_query=query, max_epochs=2)
+    # llama3.1-8b: 150,000 rows at one epoch, so 21,428 at 7 and 18,750 at 8.
+    ok = hook.create_finetune_job("fits", "llama3.1-8b", query, validation_data_query=query, max_epochs=7)
     too_many = hook.create_finetune_job(
-        "nope", "llama3.1-70b", query, validation_data_query=query, max_epochs=3
+        "nope", "llama3.1-8b", query, validation_data_query=query, max_epochs=8
     )
     CLOCK.advance(200)
     assert hook.describe_finetune_job(ok).status == "SUCCESS"
     failed = hook.describe_finetune_job(too_many)
     assert failed.status == "ERROR"
-    assert "at most 4500 rows with 3 epoch(s)" in failed.error_message
+    assert "at most 18750 rows with 8 epoch(s)" in failed.error_message
+
+
+def test_a_retired_base_model_is_refused_by_the_emulator(hook, cortex_emulator):
+    """The emulator follows the dated table, as Snowflake's current list does."""
+    from snowflake.connector.errors import ProgrammingError
+
+    with pytest.raises(ProgrammingError, match="'mistral-7b' is not supported for fine-tuning"):
+        hook.run(
+            "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'mistral-7b', "
+            "'SELECT prompt, completion FROM train')"
+        )
 
 
 def test_cancel_and_show(hook):
-    job_id = hook.create_finetune_job("c", "mistral-7b", "SELECT prompt, completion FROM train")
+    job_id = hook.create_finetune_job("c", "llama3.1-8b", "SELECT prompt, completion FROM train")
     CLOCK.advance(20)
     assert hook.cancel_finetune_job(job_id) == f"Canceled Cortex Fine-tuning job: {job_id}"
     CLOCK.advance(500)
@@ -161,7 +201,7 @@ def test_synchronous_errors_mirror_snowflake(hook):
         )
     with pytest.raises(CortexFineTuneError, match="max_epochs"):
         hook._run_single(
-            "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'mistral-7b', 'SELECT 1', NULL, '{\"max_epochs\": 99}')",
+            "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'llama3.1-8b', 'SELECT 1', NULL, '{\"max_epochs\": 99}')",
             action="CREATE",
         )
 
@@ -195,20 +235,20 @@ def test_complete_answers_from_the_tuned_models_training_data(hook, cortex_emula
 
     job_id = hook.create_finetune_job(
         "answerer",
-        "mistral-7b",
+        "llama3.1-8b",
         "SELECT prompt, completion FROM train",
         "SELECT prompt, completion FROM train LIMIT 4",
     )
     query = (
         "SELECT SNOWFLAKE.CORTEX.COMPLETE(%(model)s, 'question 6 please'), "
-        "SNOWFLAKE.CORTEX.COMPLETE('mistral-7b', 'question 6 please'), "
+        "SNOWFLAKE.CORTEX.COMPLETE('llama3.1-8b', 'question 6 please'), "
         "SNOWFLAKE.CORTEX.COMPLETE(%(model)s, NULL)"
     )
     with pytest.raises(ProgrammingError, match="does not exist or access is not"):
         hook.get_first(query, parameters={"model": "answerer"})  # not trained yet: no model
     CLOCK.advance(10 + 100)
     model = hook.describe_finetune_job(job_id).model
-    assert model == "CORTEX_TEST.PUBLIC.ANSWERER"
+    assert model == "CORTEX_TEST.PUBLIC.answerer"
     for name in (model, "answerer", "cortex_test.public.answerer"):
         # 'question 6' is closest to the training pair ('question 6', 'answer 2'): same answer each time.
         assert hook.get_first(query, parameters={"model": name}) == ("answer 2", BASE_MODEL_ANSWER, None)
@@ -223,4 +263,4 @@ def test_complete_answers_from_the_tuned_models_training_data(hook, cortex_emula
 
 def test_complete_supports_only_the_two_argument_form(hook):
     with pytest.raises(ProgrammingError, match="COMPLETE\\(model, prompt\\) only"):
-        hook.get_first("SELECT SNOWFLAKE.CORTEX.COMPLETE('mistral-7b', 'hi', {'temperature': 0})")
+        hook.get_first("SELECT SNOWFLAKE.CORTEX.COMPLETE('llama3.1-8b', 'hi', {'temperature': 0})")

@@ -29,7 +29,7 @@ def test_basic_example_runs_end_to_end(airflow_db, cortex_emulator, cortex_conne
     assert xcom_value(run, "finetune", key="model") == result["model"]
     assert xcom_value(run, "announce_model") == result["model"]
     assert result["status"] == "SUCCESS"
-    assert result["model"] == "CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT"
+    assert result["model"] == "CORTEX_DEMO.PUBLIC.support_assistant"
     assert result["trained_tokens"] > 0
     job = cortex_emulator.engine.job(job_id)
     assert job.options == {"max_epochs": 2}
@@ -47,5 +47,5 @@ def test_airflow_dags_test_cli_against_the_emulator_cli(airflow_db):
         )
     assert "Cortex fine-tuning job created: ft_" in output
     assert "IN_PROGRESS, progress" in output
-    assert "Tuned model: CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT" in output
+    assert "Tuned model: CORTEX_DEMO.PUBLIC.support_assistant" in output
     assert "state=success" in output

@@ -46,7 +46,7 @@ def test_bad_protocol_is_named(monkeypatch, cortex_emulator):
 
 
 def test_each_call_is_one_login_and_one_statement(hook, cortex_emulator):
-    job_id = hook.create_finetune_job("m", "mistral-7b", "SELECT prompt, completion FROM train")
+    job_id = hook.create_finetune_job("m", "llama3.1-8b", "SELECT prompt, completion FROM train")
     assert dict(cortex_emulator.counts) == {"logins": 1, "queries": 1}
     hook.describe_finetune_job(job_id)
     hook.list_finetune_jobs()
@@ -68,7 +68,7 @@ def test_each_call_is_one_login_and_one_statement(hook, cortex_emulator):
 def test_invalid_input_never_reaches_snowflake(hook, cortex_emulator, kwargs, parameter):
     arguments = {
         "model_name": "m",
-        "base_model": "mistral-7b",
+        "base_model": "llama3.1-8b",
         "training_data_query": "SELECT prompt, completion FROM train",
         **kwargs,
     }
@@ -99,9 +99,9 @@ def test_hostile_text_is_sent_verbatim(hook, cortex_emulator):
         "WHERE prompt <> $$;'$$ AND prompt <> '\\\\'' -- '\n"
     )
     name = 'db."weird ""name"" $$; --"'
-    job_id = hook.create_finetune_job(name, "mistral-7b", query, validation_data_query=query)
+    job_id = hook.create_finetune_job(name, "llama3.1-8b", query, validation_data_query=query)
     call = cortex_emulator.engine.calls[-1]
-    assert call.arguments[:4] == (name, "mistral-7b", query, query)
+    assert call.arguments[:4] == (name, "llama3.1-8b", query, query)
     assert cortex_emulator.counts["queries"] == 1
     assert cortex_emulator.execute("SELECT COUNT(*) FROM train", database="CORTEX_TEST", schema="PUBLIC") == [
         (12,)

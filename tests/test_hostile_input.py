@@ -111,7 +111,7 @@ REJECTED = {
     "name closing the literal": ({"model_name": f"m'); {DROP}; --"}, "model_name", 'unexpected "\'"'),
     "unterminated quoted name": ({"model_name": '"m""'}, "model_name", "unterminated quoted identifier"),
     "base model with a statement": (
-        {"base_model": f"mistral-7b'); {DROP}; --"},
+        {"base_model": f"llama3.1-8b'); {DROP}; --"},
         "base_model",
         "must be one of ",
     ),
@@ -155,7 +155,7 @@ def _run_exact(emulator, conf: dict[str, object]) -> None:
     assert run.state == "success", task_states(run)
     (call,) = emulator.engine.calls[creates_before:]
     assert call.operation == "CREATE"
-    sent = {"model_name": "tuned_model", "base_model": "mistral-7b", **conf}
+    sent = {"model_name": "tuned_model", "base_model": "llama3.1-8b", **conf}
     assert call.arguments[:4] == (
         sent["model_name"],
         sent["base_model"],

@@ -117,7 +117,8 @@ def test_an_unknown_job_exits_one_naming_it(capsys, seeded, cortex_connection):
 
 @pytest.mark.slow
 def test_console_script_against_an_emulator_seeded_from_files(tmp_path, monkeypatch):
-    """The shell path: `cortex-emulator --tls --load-csv --sql-file --outcome`, then `cortex-jobs`."""
+    """The shell path: `cortex-emulator --tls --load-csv --sql-file --dataset --stage-file --outcome`,
+    then `cortex-jobs`."""
     (tmp_path / "train.csv").write_text(
         "prompt,completion\n" + "".join(f"q{i},a{i % 3}\n" for i in range(12))
     )
@@ -126,11 +127,18 @@ def test_console_script_against_an_emulator_seeded_from_files(tmp_path, monkeypa
         "INSERT INTO notes VALUES ('x', 'y');\n"
     )
     options = ("--tls", "--database", "ML", "--pending-seconds", "0", "--training-seconds", "30")
-    seeding = ("--load-csv", f"train={tmp_path / 'train.csv'}", "--sql-file", str(tmp_path / "seed.sql"))
+    (tmp_path / "pairs.jsonl").write_text('{"prompt": "q", "completion": "a"}\n' * 3)
+    seeding = (
+        *("--load-csv", f"train={tmp_path / 'train.csv'}", "--sql-file", str(tmp_path / "seed.sql")),
+        *("--dataset", "snow://dataset/pairs/versions/v1=SELECT prompt, completion FROM train"),
+        *("--stage-file", f"@pairs/train.jsonl={tmp_path / 'pairs.jsonl'}"),
+    )
     with EmulatorProcess(*options, *seeding, "--outcome", "STUCK") as emulator:
         printed = emulator.log_file.read_text()
         assert "Loaded 12 rows into ML.PUBLIC.train" in printed
         assert "Ran 2 statement(s)" in printed
+        assert "Created Dataset version snow://dataset/pairs/versions/v1 (12 rows)" in printed
+        assert f"Put {tmp_path / 'pairs.jsonl'} at @pairs/train.jsonl (3 lines)" in printed
         bundle = next(line for line in printed.splitlines() if line.startswith("export REQUESTS_CA_BUNDLE="))
         monkeypatch.setenv("AIRFLOW_CONN_CLI_TARGET", emulator.connection)
         monkeypatch.setenv("REQUESTS_CA_BUNDLE", bundle.split("=", 1)[1].strip("'"))

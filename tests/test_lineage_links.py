@@ -212,7 +212,7 @@ def test_operator_lineage_names_the_tables_read_and_the_model(monkeypatch):
         task_id="finetune",
         snowflake_conn_id="lineage",
         model_name="support",
-        base_model="mistral-7b",
+        base_model="llama3.1-8b",
         training_data_query="WITH t AS (SELECT * FROM raw.tickets) "
         "SELECT t.q AS prompt, a.text AS completion FROM t JOIN answers a ON a.id = t.id",
         validation_data_query="SELECT q AS prompt, text AS completion FROM holdout",
@@ -281,7 +281,7 @@ def test_a_link_that_cannot_be_built_never_fails_the_task(capsys):
             return {}  # no database or schema to place a bare name in
 
     operator = CortexFineTuneOperator(
-        task_id="t", model_name="m", base_model="mistral-7b", training_data_query="SELECT 1 AS prompt"
+        task_id="t", model_name="m", base_model="llama3.1-8b", training_data_query="SELECT 1 AS prompt"
     )
     operator.__dict__["hook"] = _NoSessionContext()
     operator.__dict__["_snowsight_base"] = "https://app.snowflake.com/myorg/analytics"
@@ -304,7 +304,7 @@ def test_the_link_points_at_the_create_query_then_at_the_model(airflow_db, seede
     waited = load_dag("cortex_test_wait_deferred").test()
     assert waited.state == "success"
     model = xcom_value(waited, "finetune", key="model")
-    assert model == "CORTEX_TEST.PUBLIC.WAITED_MODEL"
+    assert model == "CORTEX_TEST.PUBLIC.waited_model"
     assert xcom_value(waited, "finetune", key=key) == (
         f"{base}/#/data/databases/CORTEX_TEST/schemas/PUBLIC/model/WAITED_MODEL"
     )
@@ -324,7 +324,7 @@ def test_model_asset_is_an_outlet_and_needs_a_wait():
     common = {
         "task_id": "t",
         "model_name": "m",
-        "base_model": "mistral-7b",
+        "base_model": "llama3.1-8b",
         "training_data_query": "SELECT 1",
     }
     operator = CortexFineTuneOperator(**common, model_asset=asset)

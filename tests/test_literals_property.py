@@ -100,7 +100,7 @@ def test_valid_create_hands_finetune_the_original_text(
 @given(query=st.text())
 def test_any_query_is_either_rejected_or_left_untouched(query):
     try:
-        request = build_finetune_request(model_name="m", base_model="mistral-7b", training_data_query=query)
+        request = build_finetune_request(model_name="m", base_model="llama3.1-8b", training_data_query=query)
     except CortexValidationError as exc:
         rejected_parameter = exc.parameter
     else:
@@ -113,4 +113,4 @@ def test_any_query_is_either_rejected_or_left_untouched(query):
     literals = [
         node.this for node in parsed.dfs() if isinstance(node, sqlglot.exp.Literal) and node.is_string
     ]
-    assert literals == ["CREATE", "m", "mistral-7b", query]
+    assert literals == ["CREATE", "m", "llama3.1-8b", query]

@@ -115,3 +115,20 @@ def test_session_overrides_name_the_rule(value, rule):
     with pytest.raises(CortexValidationError, match=re.escape(rule)) as info:
         parse_identifier(value, "warehouse")
     assert info.value.parameter == "warehouse"
+
+
+def test_the_reported_name_keeps_the_typed_model_part_and_resolves_the_rest():
+    from airflow_cortex.names import parse_model_name
+
+    assert (
+        parse_model_name("cft_db.tasty_email.test_api_1").reported("X", "Y")
+        == "CFT_DB.TASTY_EMAIL.test_api_1"
+    )
+    assert parse_model_name('"x.y"').reported("DB", "S") == 'DB.S."x.y"'
+    assert parse_model_name('"a.b".Model').reported("DB", "S") == 'DB."a.b".Model'
+    assert (
+        parse_model_name("model").key("DB", "S")
+        == parse_model_name('"MODEL"').key("DB", "S")
+        == ("DB", "S", "MODEL")
+    )
+    assert parse_model_name('"model"').key("DB", "S") != parse_model_name("model").key("DB", "S")

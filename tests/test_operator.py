@@ -94,7 +94,7 @@ def test_airflow_conventions():
     )
     assert CortexFineTuneOperator.template_fields_renderers["training_data_query"] == "sql"
     operator = CortexFineTuneOperator(
-        task_id="t", model_name="m", base_model="mistral-7b", training_data_query="SELECT 1 AS prompt"
+        task_id="t", model_name="m", base_model="llama3.1-8b", training_data_query="SELECT 1 AS prompt"
     )
     assert operator.snowflake_conn_id == "snowflake_default"
 
@@ -114,7 +114,7 @@ def test_untemplated_mistakes_fail_when_the_dag_is_parsed(kwargs, parameter):
     arguments = {
         "task_id": "t",
         "model_name": "m",
-        "base_model": "mistral-7b",
+        "base_model": "llama3.1-8b",
         "training_data_query": "q.sql",
         **kwargs,
     }
@@ -124,9 +124,9 @@ def test_untemplated_mistakes_fail_when_the_dag_is_parsed(kwargs, parameter):
 
 
 def test_a_base_model_typo_gets_a_suggestion():
-    with pytest.raises(CortexValidationError, match=r"did you mean 'mistral-7b'\?"):
+    with pytest.raises(CortexValidationError, match=r"did you mean 'llama3.1-8b'\?"):
         CortexFineTuneOperator(
-            task_id="t", model_name="m", base_model="mistrall-7b", training_data_query="q.sql"
+            task_id="t", model_name="m", base_model="lama3.1-8b", training_data_query="q.sql"
         )
 
 
@@ -139,3 +139,18 @@ def test_templated_values_wait_for_rendering():
         options={"max_epochs": "{{ params.epochs }}"},
         max_epochs="{{ params.epochs }}",
     )
+
+
+def test_a_retired_base_model_fails_at_parse_time_unless_allowed_then_warns():
+    with pytest.raises(CortexValidationError, match="no longer offers for fine-tuning"):
+        CortexFineTuneOperator(
+            task_id="t", model_name="m", base_model="mistral-7b", training_data_query="q.sql"
+        )
+    with pytest.warns(UserWarning, match=r"Task t: base_model 'mistral-7b' is RETIRED"):
+        CortexFineTuneOperator(
+            task_id="t",
+            model_name="m",
+            base_model="mistral-7b",
+            training_data_query="q.sql",
+            allow_unknown_base_model=True,
+        )

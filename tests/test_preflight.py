@@ -90,32 +90,32 @@ FAILURES = [
     ),
     pytest.param(
         {
-            "base_model": "llama3-70b",
-            "training_data_query": "SELECT CASE WHEN prompt = 'question 5' THEN REPEAT('word ', 5000) "
+            "base_model": "llama3.1-8b",
+            "training_data_query": "SELECT CASE WHEN prompt = 'question 5' THEN REPEAT('word ', 17000) "
             "ELSE prompt END AS prompt, completion FROM train",
         },
-        "training_data_query: 1 of 20 rows (5.0%) exceed llama3-70b's window of 6,000 prompt / 2,000 "
-        "completion tokens by the estimate (longest: 6,250 / 2; e.g. the row whose prompt starts 'word word",
+        "training_data_query: 1 of 20 rows (5.0%) exceed llama3.1-8b's window of 20,000 prompt / 4,000 "
+        "completion tokens by the estimate (longest: 21,250 / 2; e.g. the row whose prompt starts 'word word",
         id="over-the-window",
     ),
     pytest.param(
         {
-            "base_model": "llama3.1-70b",
+            "base_model": "llama3.1-8b",
             "max_epochs": 10,
             "training_data_query": "SELECT 'q' || i AS prompt, 'a' AS completion FROM big",
         },
-        "training_data_query: has 1,400 rows, over llama3.1-70b's limit of 1,350 rows for 10 epoch(s) "
-        "(13,500 / 10); sample the data or set a lower max_epochs (1 allows 13,500)",
+        "training_data_query: has 15,010 rows, over llama3.1-8b's limit of 15,000 rows for 10 epoch(s) "
+        "(150,000 / 10); sample the data or set a lower max_epochs (1 allows 150,000)",
         id="row-limit-for-epochs",
     ),
     pytest.param(
         {
-            "base_model": "llama3.1-70b",
-            "training_data_query": "SELECT 'q' || big.i || '-' || b4.i AS prompt, 'a' AS completion FROM big, big AS b4 LIMIT 4600",
+            "base_model": "llama3.1-8b",
+            "training_data_query": "SELECT 'q' || big.i || '-' || b4.i AS prompt, 'a' AS completion FROM big, big AS b4 LIMIT 50001",
         },
-        "training_data_query: has 4,600 rows, over llama3.1-70b's limit of 4,500 rows for 3 epoch(s) "
-        "(13,500 / 3) (max_epochs is not set, so Snowflake trains its default of 3 epochs, and this is the "
-        "limit applied); sample the data or set a lower max_epochs (1 allows 13,500)",
+        "training_data_query: has 50,001 rows, over llama3.1-8b's limit of 50,000 rows for 3 epoch(s) "
+        "(150,000 / 3) (max_epochs is not set, so Snowflake trains its default of 3 epochs, and this is the "
+        "limit applied); sample the data or set a lower max_epochs (1 allows 150,000)",
         id="row-limit-for-default-epochs",
     ),
     pytest.param(
@@ -136,7 +136,7 @@ FAILURES = [
 def test_each_failed_check_names_the_rows_and_creates_no_job(
     airflow_db, seeded, cortex_connection, conf, message, capsys
 ):
-    seeded.execute("CREATE OR REPLACE TABLE big AS SELECT i FROM range(1400) t(i)", **DB)
+    seeded.execute("CREATE OR REPLACE TABLE big AS SELECT i FROM range(15010) t(i)", **DB)
     run = load_dag("cortex_test_native").test(run_conf=conf)
     assert run.state == "failed"
     out = capsys.readouterr().out
@@ -229,14 +229,14 @@ def test_a_literal_budget_without_epochs_fails_at_parse_time():
         CortexFineTuneOperator(
             task_id="t",
             model_name="m",
-            base_model="mistral-7b",
+            base_model="llama3.1-8b",
             training_data_query="SELECT prompt, completion FROM t",
             max_trained_tokens=10,
         )
 
 
 def test_budget_arithmetic():
-    estimate = Estimate("mistral-7b", 10, None, 1_000, 3, 3_000, 4.0)
+    estimate = Estimate("llama3.1-8b", 10, None, 1_000, 3, 3_000, 4.0)
     check_budget(estimate, 3_000)  # exactly at the budget is allowed
     with pytest.raises(CortexBudgetExceededError) as caught:
         check_budget(estimate, 2_500)
@@ -253,7 +253,7 @@ def test_budget_arithmetic():
 
 def test_thresholds_allow_what_they_say():
     checks = PreflightChecks(max_invalid_fraction=0.05, max_truncated_fraction=0.1)
-    spec = KNOWN_BASE_MODELS["mistral-7b"]
+    spec = KNOWN_BASE_MODELS["llama3.1-8b"]
     assert data_problems(_profile(invalid_rows=5, bad_prompts=5), spec, None, checks) == []
     assert data_problems(_profile(invalid_rows=6, bad_prompts=6), spec, None, checks)
     assert data_problems(_profile(truncated_rows=10), spec, None, checks) == []
@@ -268,7 +268,7 @@ def test_unknown_base_models_skip_window_and_row_limits():
 
 
 def test_without_validation_the_estimate_says_it_is_an_upper_bound():
-    estimate = evaluate([_profile()], "mistral-7b", None, None)
+    estimate = evaluate([_profile()], "llama3.1-8b", None, None)
     assert estimate.trained_tokens is None
     assert "upper bound" in estimate.notes[-1]
     assert "x the epochs Snowflake chooses" in estimate.describe()

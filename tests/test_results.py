@@ -12,7 +12,7 @@ def test_success_payload_is_typed_and_raw_is_kept():
             "id": "ft_1",
             "status": "SUCCESS",
             "progress": 1.0,
-            "base_model": "mistral-7b",
+            "base_model": "llama3.1-8b",
             "created_on": 1_700_000_000_000,
             "finished_on": 1_700_000_060_000,
             "model": "DB.S.M_1",

@@ -56,7 +56,7 @@ def test_a_better_model_is_promoted_and_a_worse_one_is_not(airflow_db, cortex_em
     assert task_states(first)["keep_current"] == "skipped"
     evaluation = xcom_value(first, "evaluate")
     assert evaluation["current"] == "llama3.1-8b"  # nothing promoted yet: the base model
-    assert evaluation["candidate"] == "CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT_20261109"
+    assert evaluation["candidate"] == "CORTEX_DEMO.PUBLIC.support_assistant_20261109"
     assert evaluation["candidate_score"] > evaluation["current_score"]
     assert evaluation["holdout_rows"] > 0
     assert [row[0] for row in _pointer(cortex_emulator)] == [evaluation["candidate"]]
@@ -76,7 +76,7 @@ def test_a_better_model_is_promoted_and_a_worse_one_is_not(airflow_db, cortex_em
     assert task_states(second)["keep_current"] == "success"
     evaluation_2 = xcom_value(second, "evaluate")
     assert evaluation_2["current"] == evaluation["candidate"]
-    assert evaluation_2["candidate"] == "CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT_20261116"
+    assert evaluation_2["candidate"] == "CORTEX_DEMO.PUBLIC.support_assistant_20261116"
     assert evaluation_2["candidate_score"] < evaluation_2["current_score"]
     assert [row[0] for row in _pointer(cortex_emulator)] == [evaluation["candidate"]]
     assert cortex_emulator.engine.job_count == 2
@@ -148,7 +148,7 @@ def test_airflow_dags_test_cli_runs_the_pipeline_and_the_registry(airflow_db):
     assert "state=success" in pipeline
     assert "Estimated cost:" in pipeline
     assert "Cortex fine-tuning job created: ft_" in pipeline
-    assert "Tuned model: CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT_" in pipeline
-    assert "Promoted CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT_" in pipeline
+    assert "Tuned model: CORTEX_DEMO.PUBLIC.support_assistant_" in pipeline
+    assert "Promoted CORTEX_DEMO.PUBLIC.support_assistant_" in pipeline
     assert "state=success" in registry
-    assert "Registered model version CORTEX_DEMO.PUBLIC.SUPPORT_ASSISTANT_" in registry
+    assert "Registered model version CORTEX_DEMO.PUBLIC.support_assistant_" in registry

@@ -27,7 +27,7 @@ def test_reschedule_mode_waits_to_success_over_several_pokes(airflow_db, seeded,
     run = _run()
     assert run.state == "success", task_states(run)
     result = xcom_value(run, "wait")
-    assert result["model"] == xcom_value(run, "wait", key="model") == "CORTEX_TEST.PUBLIC.RESCHEDULED_MODEL"
+    assert result["model"] == xcom_value(run, "wait", key="model") == "CORTEX_TEST.PUBLIC.rescheduled_model"
     assert result["job_id"] == xcom_value(run, "finetune")
     out = capsys.readouterr().out
     assert "IN_PROGRESS, progress" in out

@@ -6,7 +6,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_cortex.base_models import KNOWN_BASE_MODELS, validate_base_model
+from airflow_cortex.base_models import (
+    AVAILABLE_BASE_MODELS,
+    CHECKED_ON,
+    CREATE_PAGE,
+    KNOWN_BASE_MODELS,
+    base_model_warning,
+    validate_base_model,
+)
 from airflow_cortex.exceptions import CortexValidationError
 from airflow_cortex.statements import (
     build_finetune_request,
@@ -19,7 +26,7 @@ from airflow_cortex.statements import (
 
 GOOD = {
     "model_name": "my_model",
-    "base_model": "mistral-7b",
+    "base_model": "llama3.1-8b",
     "training_data_query": "SELECT prompt, completion FROM t",
 }
 
@@ -31,7 +38,7 @@ def request(**overrides):
 def test_create_with_only_training_data():
     sql = create_statement(request())
     assert sql == (
-        "SELECT SNOWFLAKE.CORTEX.FINETUNE(\n  'CREATE',\n  'my_model',\n  'mistral-7b',\n"
+        "SELECT SNOWFLAKE.CORTEX.FINETUNE(\n  'CREATE',\n  'my_model',\n  'llama3.1-8b',\n"
         "  'SELECT prompt, completion FROM t'\n)"
     )
 
@@ -66,7 +73,7 @@ def test_job_id_must_be_text(job_id):
     [
         ({"training_data_query": ""}, "training_data_query", "must not be empty"),
         ({"training_data_query": " \n\t"}, "training_data_query", "must not be empty"),
-        ({"training_data_query": None}, "training_data_query", "must be a SQL query string"),
+        ({"training_data_query": None}, "training_data_query", "must be a SQL query, a snow://dataset"),
         ({"training_data_query": "SELECT 1;"}, "training_data_query", "must not end with ';'"),
         ({"training_data_query": "SELECT 1;\n-- bye\n"}, "training_data_query", "must not end with ';'"),
         ({"training_data_query": "SELECT 1; DROP TABLE t"}, "training_data_query", "single query"),
@@ -76,7 +83,7 @@ def test_job_id_must_be_text(job_id):
         ({"validation_data_query": ""}, "validation_data_query", "pass None"),
         ({"validation_data_query": "SELECT 1;"}, "validation_data_query", "must not end with ';'"),
         ({"base_model": "gpt-4"}, "base_model", "must be one of"),
-        ({"base_model": "Mistral-7B"}, "base_model", "did you mean 'mistral-7b'"),
+        ({"base_model": "Llama3.1-8B"}, "base_model", "did you mean 'llama3.1-8b'"),
         ({"model_name": "bad name"}, "model_name", "unexpected ' '"),
         ({"max_epochs": 0}, "max_epochs", "from 1 to 10"),
         ({"max_epochs": 11}, "max_epochs", "from 1 to 10"),
@@ -114,7 +121,8 @@ def test_unknown_base_model_needs_opt_in():
         validate_base_model("x'); DROP TABLE t; --", allow_unknown=True)
 
 
-def test_known_models_and_row_limits():
+def test_the_base_model_table_is_dated_and_sourced():
+    assert AVAILABLE_BASE_MODELS == ("arctic-extract", "llama3.1-8b")
     assert set(KNOWN_BASE_MODELS) == {
         "llama3-8b",
         "llama3-70b",
@@ -123,8 +131,26 @@ def test_known_models_and_row_limits():
         "mistral-7b",
         "mixtral-8x7b",
     }
+    for spec in KNOWN_BASE_MODELS.values():
+        assert spec.source.startswith(("https://docs.snowflake.com/", "listed by the original"))
+        assert spec.status in ("available", "retired")
     assert KNOWN_BASE_MODELS["llama3.1-70b"].max_rows(3) == 4_500
     assert KNOWN_BASE_MODELS["mistral-7b"].max_rows(1) == 45_000
+
+
+def test_a_retired_base_model_fails_unless_allowed_and_then_warns():
+    with pytest.raises(CortexValidationError) as error:
+        validate_base_model("mistral-7b")
+    message = str(error.value)
+    assert "no longer offers" in message
+    assert CREATE_PAGE in message
+    assert CHECKED_ON.isoformat() in message
+    assert "llama3.1-8b" in message
+    assert "allow_unknown_base_model=True" in message
+    assert validate_base_model("mistral-7b", allow_unknown=True) == "mistral-7b"
+    assert "RETIRED" in (base_model_warning("mistral-7b") or "")
+    assert base_model_warning("llama3.1-8b") is None
+    assert "not in this provider's table" in (base_model_warning("llama4-8b") or "")
 
 
 def test_options_json_is_canonical():

@@ -84,13 +84,13 @@ def test_fires_one_finished_event_with_describes_answer(seeded, cortex_connectio
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
 
     job_id = CortexFineTuneHook(snowflake_conn_id=cortex_connection).create_finetune_job(
-        "t", "mistral-7b", "SELECT prompt, completion FROM train"
+        "t", "llama3.1-8b", "SELECT prompt, completion FROM train"
     )
     event = asyncio.run(_first_event(_trigger(cortex_connection, job_id)))
     assert event.payload["kind"] == FINISHED
     job = job_from_event(event.payload)
     assert job.succeeded
-    assert job.model == "CORTEX_TEST.PUBLIC.T"
+    assert job.model == "CORTEX_TEST.PUBLIC.t"
 
 
 @pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=0.4)
@@ -108,7 +108,7 @@ def test_deadline_gives_a_timeout_event(seeded, cortex_connection):
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
 
     job_id = CortexFineTuneHook(snowflake_conn_id=cortex_connection).create_finetune_job(
-        "t", "mistral-7b", "SELECT prompt, completion FROM train"
+        "t", "llama3.1-8b", "SELECT prompt, completion FROM train"
     )
     event = asyncio.run(_first_event(_trigger(cortex_connection, job_id, deadline=time.time() + 0.5)))
     assert event.payload["kind"] == TIMEOUT
@@ -140,7 +140,7 @@ def test_user_kill_cancels_the_job_only_when_the_user_ended_the_task(
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
 
     job_id = CortexFineTuneHook(snowflake_conn_id=cortex_connection).create_finetune_job(
-        "t", "mistral-7b", "SELECT prompt, completion FROM train"
+        "t", "llama3.1-8b", "SELECT prompt, completion FROM train"
     )
     trigger = _trigger(cortex_connection, job_id, cancel_on_kill=cancel_on_kill)
     monkeypatch.setattr(trigger, "_task_instance_state", lambda: ti_state)
@@ -163,7 +163,7 @@ def test_triggers_on_one_connection_share_one_login(seeded, cortex_connection):
 
     hook = CortexFineTuneHook(snowflake_conn_id=cortex_connection, keep_connection=True)
     job_ids = [
-        hook.create_finetune_job(f"m{i}", "mistral-7b", "SELECT prompt, completion FROM train")
+        hook.create_finetune_job(f"m{i}", "llama3.1-8b", "SELECT prompt, completion FROM train")
         for i in range(20)
     ]
     hook.close()
@@ -303,7 +303,7 @@ def test_scripted_outcomes_are_checked():
 
 REQUEST = build_finetune_request(
     model_name="ml.tuned",
-    base_model="mistral-7b",
+    base_model="llama3.1-8b",
     training_data_query="SELECT p AS prompt, c AS completion FROM t",
     validation_data_query=None,
     max_epochs=2,
@@ -314,7 +314,7 @@ def _described(**overrides: object) -> FineTuneJob:
     fields = {
         "id": "ft_1",
         "status": "IN_PROGRESS",
-        "base_model": "mistral-7b",
+        "base_model": "llama3.1-8b",
         "training_data": REQUEST.training_data_query,
         "validation_data": "",
         "options": {"max_epochs": 2},
@@ -333,7 +333,7 @@ def test_a_job_with_the_same_request_matches():
 @pytest.mark.parametrize(
     "overrides",
     [
-        {"base_model": "llama3.1-8b"},
+        {"base_model": "llama3-8b"},
         {"training_data": REQUEST.training_data_query + " "},
         {"validation_data": "SELECT 1"},
         {"options": {"max_epochs": 3}},

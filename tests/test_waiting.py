@@ -30,13 +30,13 @@ def test_waits_to_success_and_pushes_the_real_model(airflow_db, seeded, cortex_c
     assert xcom_value(run, "finetune", key="job_id") == job_id
     result = xcom_value(run, "finetune", key="result")
     assert result["status"] == "SUCCESS"
-    assert result["model"] == xcom_value(run, "finetune", key="model") == "CORTEX_TEST.PUBLIC.WAITED_MODEL"
+    assert result["model"] == xcom_value(run, "finetune", key="model") == "CORTEX_TEST.PUBLIC.waited_model"
     assert result["trained_tokens"] == seeded.engine.job(job_id).trained_tokens > 0
     assert result["training_loss"] is not None
     assert seeded.engine.job_count == 1
     out = capsys.readouterr().out
     assert f"Fine-tuning job {job_id}: IN_PROGRESS, progress" in out
-    assert "Tuned model: CORTEX_TEST.PUBLIC.WAITED_MODEL" in out
+    assert "Tuned model: CORTEX_TEST.PUBLIC.waited_model" in out
     # The worker logs in once for CREATE and all its polls; a deferred wait adds one trigger login.
     assert seeded.counts["logins"] == (1 if dag_id.endswith("worker") else 2)
 
@@ -45,7 +45,7 @@ def test_second_job_for_a_taken_name_reports_the_suffixed_model(airflow_db, seed
     assert _run("cortex_test_wait_worker").state == "success"
     run = _run("cortex_test_wait_deferred")
     assert run.state == "success"
-    assert xcom_value(run, "finetune", key="model") == "CORTEX_TEST.PUBLIC.WAITED_MODEL_1"
+    assert xcom_value(run, "finetune", key="model") == "CORTEX_TEST.PUBLIC.waited_model_1"
 
 
 def test_status_is_checked_before_deferring(airflow_db, seeded, cortex_connection, capsys):
@@ -130,7 +130,7 @@ def test_create_whose_answer_is_lost_is_reattached_not_resubmitted(
     assert seeded.engine.job_count == 1
     (job,) = seeded.engine.show()
     assert xcom_value(run, "finetune") == job["id"]
-    assert xcom_value(run, "finetune", key="model") == "CORTEX_TEST.PUBLIC.WAITED_MODEL"
+    assert xcom_value(run, "finetune", key="model") == "CORTEX_TEST.PUBLIC.waited_model"
     out = capsys.readouterr().out
     assert "could not reach Snowflake" in out
     assert f"Reattaching to job {job['id']}" in out
@@ -215,7 +215,7 @@ def test_retry_of_a_running_recorded_job_reconnects(
     out = capsys.readouterr().out
     assert f"Fine-tuning job {job['id']} did not finish within" in out
     assert f"An earlier try of this task created job {job['id']}; it is IN_PROGRESS" in out
-    assert xcom_value(run, "finetune", key="model") == "CORTEX_TEST.PUBLIC.WAITED_MODEL"
+    assert xcom_value(run, "finetune", key="model") == "CORTEX_TEST.PUBLIC.waited_model"
 
 
 @FAST_FAILING
@@ -257,7 +257,7 @@ def test_sensor_waits_for_a_job_started_elsewhere(airflow_db, seeded, cortex_con
     job_id = xcom_value(run, "finetune")
     result = xcom_value(run, "wait")
     assert result["job_id"] == job_id
-    assert result["model"] == xcom_value(run, "wait", key="model") == "CORTEX_TEST.PUBLIC.SENSED_MODEL"
+    assert result["model"] == xcom_value(run, "wait", key="model") == "CORTEX_TEST.PUBLIC.sensed_model"
     assert result["trained_tokens"] > 0
     assert result["validation_loss"] is not None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
@@ -14,13 +15,17 @@ from airflow_cortex.exceptions import (
     CortexFineTuneError,
     CortexJobNotFoundError,
     CortexTransientError,
+    job_not_found,
 )
+from airflow_cortex.hooks.transport import Transport, resolve_transport, sql_api_client
 from airflow_cortex.jobcontrol.reattach import UNVERIFIED, VERIFIED, match
 from airflow_cortex.links import snowsight_base_url
 from airflow_cortex.names import parse_identifier
 from airflow_cortex.preflight import DEFAULT_CHARS_PER_TOKEN
 from airflow_cortex.profiling import TEXT_TYPES, DataProfile, probe_statement, profile_statement
 from airflow_cortex.results import FineTuneJob, FineTuneJobSummary, parse_show
+from airflow_cortex.sqlapi.client import SqlApiError
+from airflow_cortex.sqlapi.errors import as_cortex_error
 from airflow_cortex.statements import (
     FineTuneRequest,
     build_finetune_request,
@@ -33,27 +38,13 @@ from airflow_cortex.statements import (
 if TYPE_CHECKING:
     from snowflake.connector import SnowflakeConnection
 
+    from airflow_cortex.sqlapi.client import SqlApiClient
+
 _PROTOCOLS = ("https", "http")
 _SESSION_OVERRIDES = ("warehouse", "database", "schema", "role")
 # Connector timeouts the stock hook does not pass on; with them a connection can bound how long
 # the connector keeps retrying by itself before an error reaches the provider's own retries.
 _TIMEOUT_EXTRAS = ("login_timeout", "network_timeout", "socket_timeout")
-# How Snowflake says an object does not exist (or the role may not see it): SQL state 02000
-# ("no data") and error 2003 ("... does not exist or not authorized"), from its errors for
-# unknown objects. FINETUNE's own answer for an unknown job id is unpublished: the emulator's is a
-# guess (docs/emulator.md), so the words below are the last resort, and a decision taken on
-# words alone logs the raw error.
-_NOT_FOUND_SQLSTATES = frozenset({"02000"})
-_NOT_FOUND_ERRNOS = frozenset({2003})
-_NOT_FOUND_WORDS = ("not found", "does not exist", "no such")
-
-
-def job_not_found(errno: int | None, sqlstate: str | None, message: str) -> tuple[bool, bool]:
-    """Whether an error says the job is unknown, and whether that rests on its words alone."""
-    if sqlstate in _NOT_FOUND_SQLSTATES or errno in _NOT_FOUND_ERRNOS:
-        return True, False
-    by_words = any(word in message.lower() for word in _NOT_FOUND_WORDS)
-    return by_words, by_words
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -93,12 +84,17 @@ class CortexFineTuneHook(SnowflakeHook):
         *args: Any,
         allow_unknown_base_model: bool = False,
         keep_connection: bool = False,
+        transport: str | None = None,
         **kwargs: Any,
     ) -> None:
         """:param keep_connection: Log in once and reuse the session for every call (until
         :meth:`close` or a connection error), instead of one login per call. Waiting loops use it so
-        that polling a job for hours costs one login, not one per poll."""
+        that polling a job for hours costs one login, not one per poll.
+        :param transport: ``"connector"``, ``"sql_api"`` or ``"auto"`` (see :mod:`.transport`);
+        ``None`` reads the connection extra ``transport``."""
         super().__init__(*args, **kwargs)
+        self.transport_choice = transport
+        self._sql_api: SqlApiClient | None = None
         for parameter in _SESSION_OVERRIDES:
             parse_identifier(getattr(self, parameter), parameter)
         self.allow_unknown_base_model = allow_unknown_base_model
@@ -170,7 +166,9 @@ class CortexFineTuneHook(SnowflakeHook):
             self.log.debug("Closing a broken Snowflake connection failed", exc_info=True)
 
     def close(self) -> None:
-        """Log out of the kept session, if any."""
+        """Log out of the kept session, if any, and close the SQL API's connections."""
+        if self._sql_api is not None:
+            self._sql_api.close()
         with self._kept_lock:
             conn, self._kept = self._kept, None
         if conn is not None:
@@ -185,6 +183,8 @@ class CortexFineTuneHook(SnowflakeHook):
         :class:`CortexTransientError` (network, service; worth retrying) or
         :class:`CortexJobNotFoundError` (Snowflake does not know ``job_id``).
         """
+        if self.transport == "sql_api":
+            return self._query_sql_api(sql, action=action, job_id=job_id)
         from snowflake.connector.constants import FIELD_ID_TO_NAME
         from snowflake.connector.errors import ProgrammingError
 
@@ -232,6 +232,30 @@ class CortexFineTuneHook(SnowflakeHook):
                 error_code=str(code) if code else None,
             ) from exc
         return columns, rows
+
+    @cached_property
+    def transport(self) -> Transport:
+        """How this hook's statements travel (see :mod:`.transport`), decided once."""
+        choice = self.transport_choice
+        if choice is None:
+            choice = self.get_connection(self.snowflake_conn_id).extra_dejson.get("transport")
+        if choice in (None, "", "connector"):
+            return "connector"  # without reading the connection's credentials
+        return resolve_transport(choice, self._get_conn_params())
+
+    def _query_sql_api(
+        self, sql: str, *, action: str, job_id: str | None = None
+    ) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
+        """:meth:`_query` over the SQL API: the same statement, result shape and errors."""
+        if self._sql_api is None:
+            self._sql_api = sql_api_client(self)
+        try:
+            result = self._sql_api.execute(sql)
+        except SqlApiError as exc:
+            raise as_cortex_error(exc, action, job_id, self.log) from exc
+        self.log.debug("%s statement handle: %s", action, result.handle)
+        self.last_query_id = result.handle
+        return result.columns, result.rows
 
     def _run_single(self, sql: str, *, action: str, job_id: str | None = None) -> Any:
         """Run one FINETUNE statement and return the first column of its only row."""

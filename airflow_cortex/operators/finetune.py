@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Mapping
 from contextlib import suppress
 from functools import cached_property
@@ -10,7 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
-from airflow_cortex.base_models import validate_base_model
+from airflow_cortex.base_models import DOCUMENT_MODELS, base_model_warning, validate_base_model
+from airflow_cortex.data_sources import classify
 from airflow_cortex.exceptions import (
     CortexExistingJobError,
     CortexFineTuneError,
@@ -32,8 +34,14 @@ from airflow_cortex.links import CortexSnowsightLink, model_url, query_url
 from airflow_cortex.names import parse_model_name
 from airflow_cortex.preflight import PreflightChecks, resolve_checks, validate_budget
 from airflow_cortex.results import FineTuneStatus
-from airflow_cortex.statements import normalize_options, validate_query
-from airflow_cortex.task_support import DEFAULT_CONN_ID, CortexTaskMixin, bounded, task_instance_state
+from airflow_cortex.statements import check_model_inputs, data_source, normalize_options, validate_data
+from airflow_cortex.task_support import (
+    DEFAULT_CONN_ID,
+    CortexTaskMixin,
+    bounded,
+    task_instance_state,
+    validate_transport,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -96,14 +104,16 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
     :param model_name: Name of the tuned model: ``name``, ``schema.name`` or
         ``db.schema.name``; quote parts with other characters. Snowflake adds a suffix if the
         name is taken, so read the real name from XCom ``model``, not from here.
-    :param base_model: One of the fine-tunable models (see ``KNOWN_BASE_MODELS``).
+    :param base_model: A model Snowflake offers for fine-tuning (see ``KNOWN_BASE_MODELS``,
+        a dated table: a retired model fails unless ``allow_unknown_base_model``).
     :param training_data_query: A single query (or a ``.sql`` file) returning ``prompt`` and
         ``completion`` columns; no trailing ``;``.
     :param validation_data_query: Same shape; ``None`` lets Snowflake split the training data.
     :param options: FINETUNE options, a mapping or JSON object string (``{"max_epochs": 3}``).
     :param max_epochs: Shortcut for ``options["max_epochs"]``, an integer from 1 to 10.
-    :param allow_unknown_base_model: Accept a base model this release does not list, for
-        models Snowflake adds later.
+    :param allow_unknown_base_model: Accept a base model this release does not list (for
+        models Snowflake adds later) or lists as retired (for accounts that still have it);
+        either is logged as a warning.
     :param wait_for_completion: Wait until the job ends and fail the task if it did not
         succeed. ``False`` returns as soon as the job exists (pair it with the sensor).
     :param deferrable: Wait in the triggerer instead of holding a worker slot. Defaults to
@@ -127,6 +137,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
     :param database: Overrides the connection's database (unqualified names resolve in it).
     :param schema: Overrides the connection's schema.
     :param role: Overrides the connection's role (it needs CREATE MODEL on the target schema).
+    :param transport: ``"connector"``, ``"sql_api"`` or ``"auto"``: how statements travel
+        (see :mod:`airflow_cortex.hooks.transport`); ``None`` reads the connection extra.
     """
 
     template_fields: Sequence[str] = (
@@ -177,6 +189,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         database: str | None = None,
         schema: str | None = None,
         role: str | None = None,
+        transport: str | None = None,
         **kwargs: Any,
     ) -> None:
         policy = validate_policy(existing_job_policy)
@@ -213,6 +226,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         self.database = database
         self.schema = schema
         self.role = role
+        self.transport = validate_transport(transport)
         self._check_untemplated_arguments()
         self._job_id: str | None = None
         self._observed: FineTuneJob | None = None
@@ -232,9 +246,13 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         is checked after rendering, in ``execute``.
         """
         if isinstance(self.model_name, str) and not _has_template(self.model_name):
-            parse_model_name(self.model_name)
+            at_prefix = not isinstance(self.base_model, str) or _has_template(self.base_model)
+            parse_model_name(self.model_name, at_prefix=at_prefix or self.base_model in DOCUMENT_MODELS)
         if isinstance(self.base_model, str) and not _has_template(self.base_model):
             validate_base_model(self.base_model, allow_unknown=self.allow_unknown_base_model)
+            if notice := base_model_warning(self.base_model):
+                warnings.warn(f"Task {self.task_id}: {notice}", UserWarning, stacklevel=3)
+        sources = []
         for parameter in ("training_data_query", "validation_data_query"):
             query = getattr(self, parameter)
             # A string ending in a template extension names a file Airflow reads at render time.
@@ -243,13 +261,23 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
                 and not _has_template(query)
                 and not query.endswith(tuple(self.template_ext))
             ):
-                validate_query(query, parameter)
+                sources.append((parameter, data_source(validate_data(query, parameter), parameter)))
+        epochs = None
         if isinstance(self.options, (str, Mapping, type(None))) and not (
             _has_template(self.options) or _has_template(self.max_epochs)
         ):
             epochs = normalize_options(self.options, self.max_epochs).get("max_epochs")
             if not _has_template(self.max_trained_tokens):
-                validate_budget(self.max_trained_tokens, epochs)
+                budget = validate_budget(self.max_trained_tokens, epochs)
+                training = self.training_data_query
+                if budget is not None and isinstance(training, str) and classify(training) != "query":
+                    raise CortexValidationError(
+                        "max_trained_tokens",
+                        "needs training data given as a query: the trained tokens of a Dataset or "
+                        "stage files cannot be estimated before CREATE",
+                    )
+        if isinstance(self.base_model, str) and not _has_template(self.base_model):
+            check_model_inputs(self.base_model, sources, epochs)
 
     # --- running ----------------------------------------------------------------------------
 
@@ -309,6 +337,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
 
     def submit_job(self, context: Context) -> str:
         request = self._build_request()
+        if notice := base_model_warning(request.base_model):
+            self.log.warning("%s", notice)
         earlier = self._find_unrecorded_job(request, context)
         if earlier is not None:
             self._observed = earlier
@@ -446,9 +476,26 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         if checks is None and budget is None:
             self.log.info("Pre-flight data checks are off (preflight_checks=False)")
             return
+        unprofiled = [(name, source) for name, source in request.data_sources if not source.is_query]
+        for parameter, source in unprofiled:
+            self.log.warning(
+                "Pre-flight data checks skip %s: it is %s, which FINETUNE reads itself and this provider "
+                "cannot profile with a query (Snowflake checks it when the job starts)",
+                parameter,
+                source.describe(),
+            )
+        if unprofiled and unprofiled[0][0] == "training_data_query":
+            if budget is not None:
+                raise CortexValidationError(
+                    "max_trained_tokens",
+                    "needs training data given as a query: the trained tokens of "
+                    f"{unprofiled[0][1].describe()} cannot be estimated before CREATE; drop the budget "
+                    "or select the data with a query",
+                )
+            return
         chars_per_token = (checks or PreflightChecks()).chars_per_token
         profiles = self.hook.profile_training_data(request, chars_per_token)
-        estimate = evaluate(profiles, request.base_model, epochs, checks)
+        estimate = evaluate(profiles, request.base_model, epochs, checks, [name for name, _ in unprofiled])
         self.log.info("%s", estimate.describe())
         for note in estimate.notes:
             self.log.info("Estimate note: %s", note)
@@ -485,7 +532,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
     # --- lineage ----------------------------------------------------------------------------
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """Inputs: the tables the training and validation queries read. Output: the tuned model."""
+        """Inputs: what the training and validation data read (tables, a Dataset version, stage
+        files). Output: the tuned model."""
         from airflow.providers.common.compat.openlineage.facet import (
             Dataset,
             ExternalQueryRunFacet,
@@ -493,7 +541,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         )
         from airflow.providers.openlineage.extractors import OperatorLineage
 
-        from airflow_cortex.lineage import model_dataset_name, tables_read
+        from airflow_cortex.lineage import model_dataset_name, source_dataset_names
         from airflow_cortex.statements import create_statement
 
         hook = self.hook
@@ -504,7 +552,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         names: list[str] = []
         for query in queries:
             if isinstance(query, str):
-                names += [n for n in tables_read(query, database, schema) if n not in names]
+                with suppress(CortexValidationError):  # a malformed source has no inputs to report
+                    names += [n for n in source_dataset_names(query, database, schema) if n not in names]
         outputs = []
         model = (self._result or {}).get("model")
         if model:

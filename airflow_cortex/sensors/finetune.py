@@ -16,7 +16,7 @@ from airflow_cortex.jobcontrol.waiting import (
     report_success,
     require_success,
 )
-from airflow_cortex.task_support import DEFAULT_CONN_ID, CortexTaskMixin
+from airflow_cortex.task_support import DEFAULT_CONN_ID, CortexTaskMixin, validate_transport
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -65,6 +65,7 @@ class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
         database: str | None = None,
         schema: str | None = None,
         role: str | None = None,
+        transport: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
@@ -78,6 +79,7 @@ class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
         self.database = database
         self.schema = schema
         self.role = role
+        self.transport = validate_transport(transport)
         self._transient_failures = 0
         """Failures in a row in poke mode (one process); reschedule mode keeps them in the store."""
 

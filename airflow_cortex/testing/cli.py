@@ -20,7 +20,7 @@ from airflow_cortex.testing.engine import ScriptedOutcome
 from airflow_cortex.testing.tls import CA_BUNDLE_VARIABLE
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from airflow_cortex.testing.server import CortexEmulator
 
@@ -76,6 +76,40 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         help="run each ;-separated statement of a Snowflake SQL file (repeatable)",
     )
+    seeding.add_argument(
+        "--dataset",
+        action="append",
+        default=[],
+        metavar="snow://dataset/NAME/versions/V=QUERY",
+        type=_split_at_equals("snow://dataset/NAME/versions/V=QUERY"),
+        help="snapshot QUERY's prompt/completion rows as a Snowflake ML Dataset version, after the "
+        "tables are loaded (repeatable)",
+    )
+    seeding.add_argument(
+        "--stage-file",
+        action="append",
+        default=[],
+        metavar="@STAGE/PATH=FILE.jsonl",
+        type=_split_at_equals("@STAGE/PATH=FILE.jsonl"),
+        help="put a local JSON Lines file at a stage path jobs can train from (repeatable)",
+    )
+    credentials = parser.add_argument_group("SQL API credentials (every SQL API request must carry one)")
+    credentials.add_argument(
+        "--sql-api-token",
+        action="append",
+        default=[],
+        metavar="USER=TOKEN",
+        type=_split_at_equals("USER=TOKEN"),
+        help="accept TOKEN as USER's programmatic access token (repeatable)",
+    )
+    credentials.add_argument(
+        "--sql-api-public-key",
+        action="append",
+        default=[],
+        metavar="USER=KEY.pem",
+        type=_split_at_equals("USER=KEY.pem"),
+        help="accept key-pair JWTs of USER signed by the key whose public half is in KEY.pem (repeatable)",
+    )
     parser.add_argument(
         "--outcome",
         action="append",
@@ -93,6 +127,18 @@ def _table_and_file(value: str) -> tuple[str, Path]:
     if not separator or not table or not path:
         raise argparse.ArgumentTypeError(f"expected TABLE=FILE.csv, got {value!r}")
     return table, Path(path)
+
+
+def _split_at_equals(shape: str) -> Callable[[str], tuple[str, str]]:
+    """An argparse type for ``KEY=VALUE`` where KEY holds no ``=`` (a URI, a stage path)."""
+
+    def split(value: str) -> tuple[str, str]:
+        key, separator, rest = value.partition("=")
+        if not separator or not key or not rest:
+            raise argparse.ArgumentTypeError(f"expected {shape}, got {value!r}")
+        return key, rest
+
+    return split
 
 
 def _outcome(value: str) -> ScriptedOutcome:
@@ -117,6 +163,18 @@ def _seed(emulator: CortexEmulator, args: argparse.Namespace) -> None:
     for path in args.sql_file:
         count = emulator.run_sql_file(path, args.database, args.schema)
         print(f"Ran {count} statement(s) from {path}", flush=True)
+    for uri, query in args.dataset:
+        rows = emulator.create_dataset_version(uri, query, args.database, args.schema)
+        print(f"Created Dataset version {uri} ({rows} rows)", flush=True)
+    for stage_path, file in args.stage_file:
+        lines = emulator.put_stage_file(stage_path, Path(file), args.database, args.schema)
+        print(f"Put {file} at {stage_path} ({lines} lines)", flush=True)
+    for user, token in args.sql_api_token:
+        emulator.sql_api_auth.issue_token(user, token=token)
+    for user, pem in args.sql_api_public_key:
+        print(
+            f"SQL API key {emulator.sql_api_auth.trust_public_key(user, Path(pem).read_bytes())} for {user}"
+        )
     for outcome in args.outcome:
         emulator.engine.script_next_job(outcome)
 

@@ -27,7 +27,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_cortex.base_models import KNOWN_BASE_MODELS
+from airflow_cortex.base_models import DOCUMENT_MODELS, KNOWN_BASE_MODELS
+from airflow_cortex.data_sources import classify
 from airflow_cortex.exceptions import CortexValidationError
 from airflow_cortex.names import IdentifierPart, ModelName, parse_model_name
 from airflow_cortex.statements import normalize_options
@@ -36,6 +37,7 @@ Clock = Callable[[], float]
 
 # Emulator choices where Snowflake's behaviour is not documented; see the module docs.
 DEFAULT_EPOCHS_CAP = 3
+_NO_LIMIT = 10**12
 CHARS_PER_TOKEN = 4
 VALIDATION_SPLIT_EVERY = 10
 BASE_MODEL_ANSWER = "I am a general-purpose assistant and do not know this product. Please contact support."
@@ -66,6 +68,18 @@ class EmulatedSnowflakeError(Exception):
         self.errno = errno
         self.sqlstate = sqlstate
         super().__init__(message)
+
+
+def _suffixed(name: ModelName, n: int) -> ModelName:
+    """``name`` with Snowflake's suffix for a taken name (``_1``, ``_2``, ...) on its last part;
+    the numbering is a guess, the suffix itself is documented."""
+    last = name.name
+    if last.quoted:
+        part = IdentifierPart(f"{last.text}_{n}", quoted=True)
+    else:
+        written = f"{last.as_written()}_{n}"
+        part = IdentifierPart(written.upper(), quoted=False, written=written)
+    return ModelName(raw=name.raw, parts=(*name.parts[:-1], part))
 
 
 def estimate_tokens(text: str) -> int:
@@ -239,8 +253,8 @@ class CortexEngine:
         self.training_seconds = training_seconds
         self._lock = threading.RLock()
         self._jobs: dict[str, EmulatedJob] = {}
-        self._models: dict[str, str] = {}
-        """Upper-cased fully qualified model name -> the job that produced it."""
+        self._models: dict[tuple[str, str, str], str] = {}
+        """A tuned model's resolved name (``ModelName.key``) -> the job that produced it."""
         self._scripts: list[ScriptedOutcome] = []
         self.calls: list[FinetuneCall] = []
         self.completions: Counter[str] = Counter()
@@ -313,13 +327,24 @@ class CortexEngine:
         if validation_query == "":
             validation_query = None
         try:
-            model_name = parse_model_name(name, "name")
+            model_name = parse_model_name(name, "name", at_prefix=base_model in DOCUMENT_MODELS)
             options = normalize_options(raw_options)
         except CortexValidationError as exc:
             raise EmulatedSnowflakeError(f"FINETUNE('CREATE'): {exc}") from None
-        if base_model not in KNOWN_BASE_MODELS:
+        spec = KNOWN_BASE_MODELS.get(base_model) or DOCUMENT_MODELS.get(base_model)
+        if spec is None or not spec.available:
+            # The table's status decides, as Snowflake's current list does; the wording is a guess.
             raise EmulatedSnowflakeError(
                 f"FINETUNE('CREATE'): base model {base_model!r} is not supported for fine-tuning"
+            )
+        if base_model in DOCUMENT_MODELS and any(
+            isinstance(data, str) and classify(data) != "dataset"
+            for data in (training_query, validation_query)
+        ):
+            # Documented: arctic-extract trains on Dataset versions. The wording is a guess.
+            raise EmulatedSnowflakeError(
+                f"FINETUNE('CREATE'): {base_model} requires Snowflake ML Dataset versions as training "
+                "and validation data"
             )
         has_database = bool(database) and database not in ("memory", "system", "temp")
         if model_name.database is None and not has_database:
@@ -376,7 +401,11 @@ class CortexEngine:
             if query_error is not None:
                 job.error_after, job.error = 0.0, query_error
                 return
-            spec = KNOWN_BASE_MODELS[job.base_model]
+            # A document model (arctic-extract) publishes no windows or row limits: none apply.
+            spec = KNOWN_BASE_MODELS.get(job.base_model)
+            prompt_cap = spec.prompt_tokens if spec else _NO_LIMIT
+            completion_cap = spec.completion_tokens if spec else _NO_LIMIT
+            max_rows = spec.max_rows if spec else (lambda _epochs: _NO_LIMIT)
             rows = training_rows or []
             if job.validation_query is None and len(rows) >= VALIDATION_SPLIT_EVERY:
                 # Snowflake splits the training data itself when no validation query is given.
@@ -384,11 +413,11 @@ class CortexEngine:
                 rows = [
                     r for i, r in enumerate(rows) if i % VALIDATION_SPLIT_EVERY != VALIDATION_SPLIT_EVERY - 1
                 ]
-            training = DataSummary.from_rows(rows, spec.prompt_tokens, spec.completion_tokens)
+            training = DataSummary.from_rows(rows, prompt_cap, completion_cap)
             validation = DataSummary.from_rows(
                 validation_rows if validation_rows is not None else rows,
-                spec.prompt_tokens,
-                spec.completion_tokens,
+                prompt_cap,
+                completion_cap,
             )
             if training.rows == 0:
                 job.error_after, job.error = (
@@ -412,17 +441,15 @@ class CortexEngine:
                 return
             requested = job.options.get("max_epochs")
             epochs = (
-                int(requested)
-                if requested
-                else max(1, min(DEFAULT_EPOCHS_CAP, spec.max_rows(1) // training.rows))
+                int(requested) if requested else max(1, min(DEFAULT_EPOCHS_CAP, max_rows(1) // training.rows))
             )
-            if training.rows > spec.max_rows(epochs):
+            if training.rows > max_rows(epochs):
                 job.error_after, job.error = (
                     0.0,
                     (
                         "INVALID_PARAMETER_VALUE",
                         f"Training data has {training.rows} rows; {job.base_model} allows at most "
-                        f"{spec.max_rows(epochs)} rows with {epochs} epoch(s).",
+                        f"{max_rows(epochs)} rows with {epochs} epoch(s).",
                     ),
                 )
                 return
@@ -453,14 +480,13 @@ class CortexEngine:
             key=lambda j: (j.finishes_at, j.created_at),
         )
         for job in finished:
-            base = job.model_name.qualified(job.database, job.schema)
-            candidate, n = base, 0
-            while candidate.upper() in self._models:
+            name = job.model_name
+            candidate, n = name, 0
+            while candidate.key(job.database, job.schema) in self._models:
                 n += 1
-                suffixed = IdentifierPart(f"{job.model_name.name.text}_{n}", job.model_name.name.quoted)
-                candidate = base[: len(base) - len(job.model_name.name.sql())] + suffixed.sql()
-            self._models[candidate.upper()] = job.id
-            job.model = candidate
+                candidate = _suffixed(name, n)
+            self._models[candidate.key(job.database, job.schema)] = job.id
+            job.model = candidate.reported(job.database, job.schema)
 
     def describe(self, job_id: object) -> dict[str, Any]:
         with self._lock:
@@ -549,10 +575,12 @@ class CortexEngine:
 
     def _tuned_model(self, model: str, database: str | None, schema: str | None) -> EmulatedJob:
         try:
-            qualified = parse_model_name(model, "model").qualified(database or "", schema or "PUBLIC")
+            key: tuple[str, str, str] | None = parse_model_name(model, "model").key(
+                database or "", schema or "PUBLIC"
+            )
         except CortexValidationError:
-            qualified = model
-        job_id = self._models.get(qualified.upper())
+            key = None
+        job_id = self._models.get(key) if key is not None else None
         if job_id is None or job_id not in self._jobs:
             raise EmulatedSnowflakeError(
                 f"Requested model '{model}' does not exist or access is not authorized.",

@@ -169,8 +169,12 @@ class NetworkEdge:
         if target == "login":
             self.logins.append(_json_body(scope, body).get("data") or {})
             del self.logins[:-_REMEMBERED_LOGINS]
-        request_id = _request_id(scope) if target == "query" else None
-        rule = self.faults._take(target, _sql_text(scope, body) if target == "query" else "", request_id)
+        # A statement is a statement on either transport: query rules apply to SQL API submissions.
+        statement = target == "query" or (target == "sqlapi" and scope.get("method") == "POST")
+        request_id = _request_id(scope) if statement else None
+        rule = self.faults._take(
+            "query" if statement else target, _sql_text(scope, body) if statement else "", request_id
+        )
         if rule is not None and rule.action == "unavailable":
             await _send_unavailable(send)
             return
@@ -266,7 +270,9 @@ def _json_body(scope: Scope, body: bytes) -> dict[str, Any]:
 
 
 def _sql_text(scope: Scope, body: bytes) -> str:
-    return str(_json_body(scope, body).get("sqlText", ""))
+    """The statement of a connector query request (``sqlText``) or a SQL API one (``statement``)."""
+    loaded = _json_body(scope, body)
+    return str(loaded.get("sqlText") or loaded.get("statement") or "")
 
 
 async def _send_unavailable(send: Send) -> None:

@@ -36,10 +36,15 @@ from fakesnow.cursor import FakeSnowflakeCursor
 from fakesnow.instance import FakeSnow
 from starlette.applications import Starlette
 
+from airflow_cortex.data_sources import classify, parse_dataset_uri, parse_stage_path
+from airflow_cortex.exceptions import CortexValidationError
 from airflow_cortex.sqltext import TEXT, lex
+from airflow_cortex.statements import data_source
 from airflow_cortex.testing import control, sql_api
+from airflow_cortex.testing.data_store import DataStore, SourceUnreadable
 from airflow_cortex.testing.engine import Clock, CortexEngine, EmulatedSnowflakeError
 from airflow_cortex.testing.network import ConnectionDropped, Faults, NetworkEdge
+from airflow_cortex.testing.sql_api_auth import SqlApiAuth
 from airflow_cortex.testing.tls import Certificate
 from airflow_cortex.testing.tls import generate as generate_certificate
 
@@ -181,6 +186,10 @@ class CortexEmulator:
         self._fs: _CortexFakeSnow | None = None
         self._edge: NetworkEdge | None = None
         self._load_lock = threading.Lock()
+        self.data = DataStore()
+        self.sql_api_auth = SqlApiAuth()
+        """The keys and tokens the SQL API accepts (see :mod:`.sql_api_auth`)."""
+        """Dataset versions and stage files jobs can train from (see :mod:`.data_store`)."""
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -366,16 +375,29 @@ class CortexEmulator:
                 training = validation = None
                 error: tuple[str, str] | None = None
                 try:
-                    training = self._read(job.training_query, job.database, job.schema)
+                    training = self._read_data(job.training_query, job.database, job.schema)
                     if job.validation_query is not None:
-                        validation = self._read(job.validation_query, job.database, job.schema)
+                        validation = self._read_data(job.validation_query, job.database, job.schema)
                 except _QueryFailed as failed:
                     error = (
                         "INVALID_PARAMETER_VALUE",
                         "Failed to query input data for Fine-tuning. Failed to execute query: "
                         f"{_wrap_query(failed.query)}. {failed.reason}",
                     )
+                except SourceUnreadable as failed:
+                    error = ("INVALID_PARAMETER_VALUE", str(failed))
                 self.engine.load(job.id, training, validation, error)
+
+    def _read_data(self, text: str, database: str, schema: str) -> list[tuple[Any, Any]]:
+        """A job's data in any form FINETUNE takes: a query runs; a Dataset or stage path is read
+        from :attr:`data`."""
+        if classify(text) == "query":
+            return self._read(text, database, schema)
+        try:
+            source = data_source(text, "training_data")
+        except CortexValidationError as error:
+            raise SourceUnreadable(f"Failed to read input data for Fine-tuning: {error.rule}.") from None
+        return self.data.read(source, database, schema)
 
     def _read(self, query: str, database: str, schema: str) -> list[tuple[Any, Any]]:
         assert self._fs is not None
@@ -403,6 +425,16 @@ class CortexEmulator:
         self, sql: str, database: str | None = None, schema: str | None = None
     ) -> tuple[list[tuple[Any, ...]], list[str]]:
         """Like :meth:`execute`, with the result's column names."""
+        rows, columns = self.execute_described(sql, database, schema)
+        return rows, [name for name, _, _ in columns]
+
+    def execute_described(
+        self, sql: str, database: str | None = None, schema: str | None = None
+    ) -> tuple[list[tuple[Any, ...]], list[tuple[str, str, int]]]:
+        """Like :meth:`execute`, with each column's name, Snowflake type (lower case, as the SQL
+        API's ``rowType`` names it) and scale."""
+        from snowflake.connector.constants import FIELD_ID_TO_NAME
+
         if self._fs is None:
             raise RuntimeError("The emulator is not running")
         conn = self._fs.connect(database, schema)
@@ -411,7 +443,10 @@ class CortexEmulator:
             cursor.execute(sql)
             if not cursor.description:
                 return [], []
-            columns = [column[0] for column in cursor.description]
+            columns = [
+                (column.name, FIELD_ID_TO_NAME.get(column.type_code, "TEXT").lower(), column.scale or 0)
+                for column in cursor.description
+            ]
             return cast("list[tuple[Any, ...]]", cursor.fetchall()), columns
         finally:
             conn.close()
@@ -436,6 +471,31 @@ class CortexEmulator:
             f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM read_csv(?, header = true)", [str(source)]
         )
         return int(self.execute(f"SELECT COUNT(*) FROM {target}")[0][0])
+
+    def create_dataset_version(self, uri: str, query: str, database: str, schema: str = "PUBLIC") -> int:
+        """Snapshot ``query``'s ``prompt``/``completion`` rows as the Snowflake ML Dataset version
+        ``uri`` (``snow://dataset/<name>/versions/<v>``); return how many rows it holds.
+
+        Like a real Dataset version it never changes afterwards, whatever happens to the tables
+        the query read. The name resolves in ``database``/``schema`` when not qualified.
+        """
+        source = parse_dataset_uri(uri, "uri")
+        try:
+            rows = self._read(query, database, schema)
+        except _QueryFailed as failed:
+            raise ValueError(f"The Dataset's query failed: {failed.reason}") from None
+        self.data.add_dataset_version(source, database, schema, rows)
+        return len(rows)
+
+    def put_stage_file(
+        self, stage_path: str, content: str | Path, database: str, schema: str = "PUBLIC"
+    ) -> int:
+        """Put a JSON Lines file at ``stage_path`` (``@stage/dir/train.jsonl``), from text or a local
+        file, as ``PUT`` would; return its non-empty lines. A later put to the path replaces it."""
+        source = parse_stage_path(stage_path, "stage_path")
+        text = content.read_text() if isinstance(content, Path) else content
+        self.data.put_file(source, database, schema, text)
+        return sum(1 for line in text.splitlines() if line.strip())
 
     def run_sql_file(self, path: str | Path, database: str, schema: str = "PUBLIC") -> int:
         """Run every statement of a ``.sql`` file (Snowflake SQL, ``;``-separated); return how many ran."""

@@ -3,8 +3,14 @@
 The Snowflake provider's ``SnowflakeSqlApiOperator`` talks REST, not the connector's protocol.
 With these routes the emulator serves it too, so a benchmark can run the same FINETUNE
 statement through it and through this provider against one emulator. Statements run when
-submitted (they are fast here), so the first status request finds them finished. The routes
-accept any bearer token: the emulator checks no credentials.
+submitted (they are fast here), so the first status request finds them finished.
+
+Every request must carry credentials the emulator can verify, as a real account's SQL API
+requires (see :mod:`.sql_api_auth`): a key-pair JWT signed by a registered key, or an issued
+OAuth token or PAT; anything else gets 401 and runs nothing. A ``requestId`` makes a submission
+idempotent, as Snowflake documents: resubmitting it (``retry=true``) returns the first
+submission's result and runs nothing again, so a client whose answer was lost can ask again
+without a second job.
 
 The stock hook builds ``https://<account>.snowflakecomputing.com/api/v2/statements`` and has no
 setting for another address, so the routes are also served under
@@ -34,13 +40,25 @@ _ASYNC_CODE = "333334"
 
 def routes(emulator: CortexEmulator) -> list[Route]:
     results: OrderedDict[str, tuple[int, dict[str, Any]]] = OrderedDict()
+    handles: OrderedDict[str, str] = OrderedDict()
+    """requestId -> the handle of the statement it submitted."""
 
     async def submit(request: Request) -> JSONResponse:
+        refusal = emulator.sql_api_auth.check(request.headers)
+        if refusal is not None:
+            return JSONResponse(refusal.body(), status_code=401)
         body = await request.json()
-        handle = str(uuid.uuid4())
-        results[handle] = _run(emulator, handle, body)
+        request_id = request.query_params.get("requestId")
+        handle = handles.get(request_id) if request_id else None
+        if handle is None or handle not in results:
+            handle = str(uuid.uuid4())
+            results[handle] = _run(emulator, handle, body)
+            if request_id:
+                handles[request_id] = handle
         while len(results) > _REMEMBERED_RESULTS:
             results.popitem(last=False)
+        while len(handles) > _REMEMBERED_RESULTS:
+            handles.popitem(last=False)
         if request.query_params.get("async", "").lower() == "true":
             return JSONResponse(
                 {
@@ -56,6 +74,9 @@ def routes(emulator: CortexEmulator) -> list[Route]:
         return JSONResponse(answer, status_code=status)
 
     async def status(request: Request) -> JSONResponse:
+        refusal = emulator.sql_api_auth.check(request.headers)
+        if refusal is not None:
+            return JSONResponse(refusal.body(), status_code=401)
         handle = request.path_params["handle"]
         if handle not in results:
             return JSONResponse(
@@ -76,7 +97,7 @@ def routes(emulator: CortexEmulator) -> list[Route]:
 def _run(emulator: CortexEmulator, handle: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Execute one submitted statement; the HTTP status and body its status request returns."""
     try:
-        rows, columns = emulator.execute_with_columns(
+        rows, columns = emulator.execute_described(
             str(body.get("statement", "")), database=body.get("database"), schema=body.get("schema")
         )
     except Exception as exc:  # the statement's error is the answer, as Snowflake's 422
@@ -90,9 +111,12 @@ def _run(emulator: CortexEmulator, handle: str, body: dict[str, Any]) -> tuple[i
         "resultSetMetaData": {
             "numRows": len(rows),
             "format": "jsonv2",
-            "rowType": [{"name": name, "type": "text", "nullable": True} for name in columns],
+            "rowType": [
+                {"name": name, "type": type_name, "scale": scale, "nullable": True}
+                for name, type_name, scale in columns
+            ],
         },
-        "data": [[None if value is None else str(value) for value in row] for row in rows],
+        "data": [[_text(value) for value in row] for row in rows],
         "code": _SUCCESS_CODE,
         "statementStatusUrl": f"/api/v2/statements/{handle}",
         "sqlState": "00000",
@@ -100,3 +124,12 @@ def _run(emulator: CortexEmulator, handle: str, body: dict[str, Any]) -> tuple[i
         "message": "Statement executed successfully.",
         "createdOn": int(time.time() * 1000),
     }
+
+
+def _text(value: Any) -> str | None:
+    """A value as the SQL API's ``jsonv2`` format carries it: always a string (or null)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

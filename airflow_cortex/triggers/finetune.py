@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
 
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
+    from airflow_cortex.sqlapi.aio import AsyncSqlApiClient
 
 T = TypeVar("T")
 
@@ -75,11 +76,51 @@ class _SharedHooks:
 _shared_hooks = _SharedHooks()
 
 
+class _SharedSqlApi:
+    """One async SQL API client (one HTTP session, one JWT) per connection, in the event loop.
+
+    Creating one reads the connection (blocking: off the loop); the last trigger using a client
+    closes its session. Everything else happens on the loop, without threads.
+    """
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[str | None, ...], tuple[AsyncSqlApiClient, int]] = {}
+        self._lock = asyncio.Lock()
+
+    async def acquire(
+        self, key: tuple[str | None, ...], make: Callable[[], AsyncSqlApiClient]
+    ) -> AsyncSqlApiClient:
+        async with self._lock:
+            found = self._clients.get(key)
+            client, users = found if found is not None else (await _off_loop(make), 0)
+            self._clients[key] = (client, users + 1)
+            return client
+
+    async def release(self, key: tuple[str | None, ...]) -> None:
+        async with self._lock:
+            client, users = self._clients[key]
+            if users > 1:
+                self._clients[key] = (client, users - 1)
+                return
+            del self._clients[key]
+        await client.close()
+
+
+_shared_sql_api: dict[int, _SharedSqlApi] = {}
+"""Per event loop (an asyncio lock and HTTP sessions belong to one loop)."""
+
+
+def _sql_api_clients() -> _SharedSqlApi:
+    return _shared_sql_api.setdefault(id(asyncio.get_running_loop()), _SharedSqlApi())
+
+
 class CortexFineTuneTrigger(BaseTrigger):
     """Poll ``FINETUNE('DESCRIBE')`` until the job ends, then fire one event.
 
-    The connector is synchronous, so every call runs on a small thread pool and the event loop
-    only sleeps and reads results. Triggers with the same connection settings share one session.
+    Over the SQL API (``transport="sql_api"``) every poll is awaited on the event loop: no
+    thread, no connector, one HTTP session and JWT per connection. Over the connector, which is
+    synchronous, every call runs on a small thread pool and the event loop only sleeps and reads
+    results; triggers with the same connection settings share one session.
     A network error is retried with backoff up to ``retry_policy["max_attempts"]`` times in a
     row; any other error (e.g. the job is unknown) ends the wait at once with a failure event.
 
@@ -91,6 +132,7 @@ class CortexFineTuneTrigger(BaseTrigger):
     :param cancel_on_kill: Cancel the job when a user kills the deferred task (mark failed or
         success, clear). Not done on triggerer restarts or timeouts.
     :param retry_policy: ``RetryPolicy`` fields for transient errors.
+    :param transport: ``"connector"`` or ``"sql_api"``, as the task's hook resolved it.
     """
 
     def __init__(
@@ -106,6 +148,7 @@ class CortexFineTuneTrigger(BaseTrigger):
         cancel_on_kill: bool = False,
         retry_policy: dict[str, Any] | None = None,
         allow_unknown_base_model: bool = False,
+        transport: str = "connector",
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.job_id = job_id
@@ -119,6 +162,7 @@ class CortexFineTuneTrigger(BaseTrigger):
         self.cancel_on_kill = cancel_on_kill
         self.retry_policy = RetryPolicy(**(retry_policy or {}))
         self.allow_unknown_base_model = allow_unknown_base_model
+        self.transport = transport
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -131,6 +175,7 @@ class CortexFineTuneTrigger(BaseTrigger):
                 "cancel_on_kill": self.cancel_on_kill,
                 "retry_policy": self.retry_policy.to_dict(),
                 "allow_unknown_base_model": self.allow_unknown_base_model,
+                "transport": self.transport,
             },
         )
 
@@ -160,7 +205,42 @@ class CortexFineTuneTrigger(BaseTrigger):
 
     # --- waiting ----------------------------------------------------------------------------
 
+    # --- the SQL API: natively async ----------------------------------------------------------
+
+    def _make_sql_api_client(self) -> AsyncSqlApiClient:
+        """Read the connection (blocking) and build its client: no connector is imported."""
+        from airflow.providers.common.compat.sdk import BaseHook
+
+        from airflow_cortex.sqlapi.aio import AsyncSqlApiClient
+        from airflow_cortex.sqlapi.credentials import from_connection
+
+        settings = connection_settings(self)
+        overrides = {key: settings.get(key) for key in ("warehouse", "database", "schema", "role")}
+        connection = BaseHook.get_connection(self.snowflake_conn_id)
+        return AsyncSqlApiClient(from_connection(connection, overrides))
+
+    async def _wait_sql_api(self) -> dict[str, Any]:
+        from airflow_cortex.sqlapi import jobs
+
+        clients = _sql_api_clients()
+        client = await clients.acquire(self._hook_key, self._make_sql_api_client)
+        try:
+            waiter = Waiter(self.job_id, self.poll_interval, self.deadline, self.log, self.retry_policy)
+            while True:
+                try:
+                    step = waiter.observed(await jobs.describe(client, self.job_id, self.log))
+                except CortexFineTuneError as error:
+                    step = waiter.failed(error)
+                if step.event is not None:
+                    return step.event
+                await asyncio.sleep(step.sleep)
+        finally:
+            await asyncio.shield(clients.release(self._hook_key))
+
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        if self.transport == "sql_api":
+            yield TriggerEvent(await self._wait_sql_api())  # type: ignore[no-untyped-call]
+            return
         hook = await self._acquire_hook()
         try:
             event = await self._wait(hook)
@@ -198,6 +278,15 @@ class CortexFineTuneTrigger(BaseTrigger):
             "Task killed (try %s): %s", getattr(self.task_instance, "try_number", "?"), verdict.reason
         )
         if not verdict.cancel:
+            return
+        if self.transport == "sql_api":
+            from airflow_cortex.sqlapi import jobs
+
+            client = await _off_loop(self._make_sql_api_client)
+            try:
+                self.log.info("Task killed: %s", await jobs.cancel_if_running(client, self.job_id, self.log))
+            finally:
+                await client.close()
             return
         hook = await _off_loop(self._make_hook, False)
         self.log.info("Task killed: %s", await _off_loop(hook.cancel_if_running, self.job_id))

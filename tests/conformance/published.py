@@ -8,7 +8,11 @@ must work. Sources (read 2026-11-26):
 - DOCS_DESCRIBE: https://docs.snowflake.com/en/sql-reference/functions/finetune-describe
 - ML_PYTHON_TESTS: snowflake-ml-python, ``snowflake/cortex/finetune_test.py`` (Snowflake's own
   client's tests, commit 11027d30a9070b9c9b81c8e4fe6c3ff7317cfd3c)
-- ML_PYTHON_CLIENT: the same repository, ``snowflake/cortex/_finetune.py`` (status strings)
+- ML_PYTHON_CLIENT: the same repository, ``snowflake/cortex/_finetune.py`` (status strings;
+  its ``Finetune.create`` docstring names a stage path to JSONL data as a third form)
+- CREATE_PAGE: https://docs.snowflake.com/en/sql-reference/functions/finetune-create (its examples,
+  as kept in ``shared/reference/finetune-create-seed.txt``)
+- ARCTIC_GUIDE: https://docs.snowflake.com/en/user-guide/snowflake-cortex/arctic-extract-finetuning
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ DOCS_DESCRIBE = "https://docs.snowflake.com/en/sql-reference/functions/finetune-
 ML_PYTHON_TESTS = (
     "snowflake-ml-python snowflake/cortex/finetune_test.py@11027d30a9070b9c9b81c8e4fe6c3ff7317cfd3c"
 )
+CREATE_PAGE = "https://docs.snowflake.com/en/sql-reference/functions/finetune-create"
+ARCTIC_GUIDE = "https://docs.snowflake.com/en/user-guide/snowflake-cortex/arctic-extract-finetuning"
 ML_PYTHON_CLIENT = (
     "snowflake-ml-python snowflake/cortex/_finetune.py@11027d30a9070b9c9b81c8e4fe6c3ff7317cfd3c"
 )
@@ -103,3 +109,35 @@ CANCEL_PREFIX = ("ml-python-cancel", ML_PYTHON_CLIENT, "Canceled Cortex Fine-tun
 
 #: Status strings: the client's docstring names RUNNING where the reference pages say IN_PROGRESS.
 STATUSES = (ML_PYTHON_CLIENT, ("PENDING", "RUNNING", "SUCCESS", "ERROR", "CANCELLED"))
+
+#: CREATE calls as published: (name, source, the arguments after 'CREATE'). The arctic-extract
+#: example is kept as the page shows it apart from one typo (it closes 'arctic-extract with a
+#: backtick); its model name starts with '@', which only that guide writes.
+CREATE = [
+    (
+        "create-page-with-validation",
+        CREATE_PAGE,
+        (
+            "my_tuned_model",
+            "mistral-7b",
+            "SELECT prompt, completion FROM train",
+            "SELECT prompt, completion FROM validation",
+        ),
+    ),
+    (
+        "create-page-without-validation",
+        CREATE_PAGE,
+        ("my_tuned_model", "mistral-7b", "SELECT prompt, completion FROM train"),
+    ),
+    (
+        "arctic-extract-guide-datasets",
+        ARCTIC_GUIDE,
+        (
+            "@database.schema.model_name",
+            "arctic-extract",
+            "snow://dataset/training_ds/versions/2",
+            "snow://dataset/validation_ds/versions/4",
+        ),
+    ),
+    ("ml-python-stage-jsonl", ML_PYTHON_CLIENT, ("tuned", "llama3.1-8b", "@pairs_stage/train.jsonl")),
+]

@@ -24,7 +24,7 @@ with DAG(
     render_template_as_native_obj=True,
     params={
         "model_name": "tuned_model",
-        "base_model": "mistral-7b",
+        "base_model": "llama3.1-8b",
         "training_data_query": "SELECT prompt, completion FROM train",
         "validation_data_query": None,
         "options": None,
@@ -54,7 +54,7 @@ with DAG(
 # use for SQL: native rendering would ``literal_eval`` a value such as '"0"' into '0').
 TEXT_PARAMS = {
     "model_name": "tuned_model",
-    "base_model": "mistral-7b",
+    "base_model": "llama3.1-8b",
     "training_data_query": "SELECT prompt, completion FROM train",
     "validation_data_query": "SELECT prompt, completion FROM train",
     "options": "{}",
@@ -126,7 +126,7 @@ def _wait_dag(dag_id: str, **operator_kwargs: object) -> None:
             task_id="finetune",
             snowflake_conn_id=CONN_ID,
             model_name="{{ params.model_name }}",
-            base_model="mistral-7b",
+            base_model="llama3.1-8b",
             training_data_query="{{ params.training_data_query }}",
             poll_interval=float(os.environ.get("CORTEX_TEST_POLL_SECONDS", "0.1")),
             wait_timeout=float(os.environ.get("CORTEX_TEST_WAIT_TIMEOUT", "60")),
@@ -162,7 +162,7 @@ for _mode in ("poke", "deferred", "reschedule"):
             task_id="finetune",
             snowflake_conn_id=CONN_ID,
             model_name="{{ params.model_name }}",
-            base_model="mistral-7b",
+            base_model="llama3.1-8b",
             training_data_query="SELECT prompt, completion FROM train",
             wait_for_completion=False,
             retries=0,

@@ -33,7 +33,7 @@ for _deferrable, _retries in ((False, 2), (True, 2), (True, 0)):
         _finetune = CortexFineTuneOperator(
             task_id="finetune",
             model_name="{{ params.model_name }}",
-            base_model="mistral-7b",
+            base_model="llama3.1-8b",
             training_data_query="SELECT question AS prompt, answer AS completion FROM support_tickets",
             max_epochs=1,
             deferrable=_deferrable,

@@ -1,0 +1,82 @@
+"""Which way a hook's statements travel: the Snowflake connector, or the SQL API.
+
+Both run the same statements with the same validation and the same errors; they differ in what
+they cost. The connector logs in (one session per call, or one kept session while waiting) and
+works with every authentication method. The SQL API needs no login (each request carries a
+key-pair JWT, an OAuth token or a programmatic access token) and no connector.
+
+``transport`` (the hook's argument, else the connection extra of that name) chooses:
+
+- ``"connector"`` (the default for now): every connection works;
+- ``"sql_api"``: the SQL API; a connection without a credential it accepts fails clearly;
+- ``"auto"``: the SQL API when the connection's credential works with it (a private key, an
+  OAuth token, a PAT), the connector otherwise (password authentication).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from airflow_cortex.sqlapi.client import SqlApiClient
+
+if TYPE_CHECKING:
+    from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
+
+Transport = Literal["connector", "sql_api"]
+TRANSPORTS = ("connector", "sql_api", "auto")
+_TOKEN_AUTHENTICATORS = frozenset({"oauth", "programmatic_access_token"})
+
+
+def resolve_transport(choice: object, conn_params: dict[str, Any]) -> Transport:
+    """The transport ``choice`` (``None``: the connector) means for a connection's parameters."""
+    value = "connector" if choice in (None, "") else str(choice).lower()
+    if value not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {choice!r}")
+    if value == "auto":
+        return "sql_api" if sql_api_credential(conn_params) else "connector"
+    return "sql_api" if value == "sql_api" else "connector"
+
+
+def sql_api_credential(conn_params: dict[str, Any]) -> str | None:
+    """The SQL API credential a connection has (``KEYPAIR_JWT``, ``OAUTH``, a PAT), or ``None``."""
+    authenticator = str(conn_params.get("authenticator") or "").lower()
+    if authenticator in _TOKEN_AUTHENTICATORS:
+        return authenticator.upper()
+    if conn_params.get("private_key"):
+        return "KEYPAIR_JWT"
+    return None
+
+
+def base_url(conn_params: dict[str, Any]) -> str:
+    """Where the SQL API is: the connection's ``host`` (and ``port``, ``protocol``) when set, as
+    for a proxy or the local emulator; else ``https://<account>.snowflakecomputing.com``."""
+    host = conn_params.get("host")
+    if host:
+        protocol = conn_params.get("protocol") or "https"
+        port = conn_params.get("port")
+        return f"{protocol}://{host}" + (f":{port}" if port else "")
+    account = conn_params.get("account")
+    if not account:
+        raise ValueError("The SQL API needs the connection's account (or a host)")
+    return f"https://{account}.snowflakecomputing.com"
+
+
+def sql_api_client(hook: SnowflakeHook, timeout: float = 60.0) -> SqlApiClient:
+    """A client for ``hook``'s connection, authenticating as the Snowflake provider's REST calls do
+    (the same token provider as ``SnowflakeSqlApiHook``: OAuth, PAT, or a key-pair JWT it renews)."""
+    from airflow.providers.snowflake.utils._rest_auth import SnowflakeRestTokenProvider
+
+    params = hook._get_conn_params()
+    if sql_api_credential(params) is None:
+        raise ValueError(
+            "transport='sql_api' needs a connection whose credential the SQL API accepts: a private "
+            "key (key-pair JWT), an OAuth token, or a programmatic access token; password "
+            "authentication works only with transport='connector'"
+        )
+    tokens = SnowflakeRestTokenProvider(hook)
+    return SqlApiClient(
+        base_url=base_url(params),
+        headers=tokens.build_auth_headers,
+        context={key: params.get(key) for key in ("database", "schema", "warehouse", "role")},
+        timeout=timeout,
+    )

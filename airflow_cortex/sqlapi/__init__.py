@@ -1,0 +1,1 @@
+"""Snowflake's SQL API, spoken without the connector (see :mod:`.client`)."""
