@@ -21,6 +21,7 @@ from airflow_cortex.links import model_url
 from airflow_cortex.names import parse_model_name
 from airflow_cortex.results import FineTuneJob, parse_show
 from airflow_cortex.statements import build_finetune_request, create_statement
+from airflow_cortex.testing import ScriptedOutcome
 
 BASE = "https://app.snowflake.com/myorg/analytics"
 
@@ -161,6 +162,7 @@ def test_cancel_answer_has_the_clients_prefix(seeded, cortex_connection):
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
 
     hook = CortexFineTuneHook(snowflake_conn_id=cortex_connection)
+    seeded.engine.script_next_job(ScriptedOutcome("STUCK"))  # still running when CANCEL comes
     job_id = hook.create_finetune_job("t", "llama3.1-8b", "SELECT prompt, completion FROM train")
     assert hook.cancel_finetune_job(job_id) == f"{CANCEL_PREFIX[2]}{job_id}"
 

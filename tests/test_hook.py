@@ -8,6 +8,7 @@ import pytest
 
 from airflow_cortex.exceptions import CortexFineTuneError, CortexValidationError
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
+from airflow_cortex.testing import ScriptedOutcome
 
 
 @pytest.fixture
@@ -46,6 +47,8 @@ def test_bad_protocol_is_named(monkeypatch, cortex_emulator):
 
 
 def test_each_call_is_one_login_and_one_statement(hook, cortex_emulator):
+    # The job never ends, so CANCEL finds it running however slowly a loaded machine gets there.
+    cortex_emulator.engine.script_next_job(ScriptedOutcome("STUCK"))
     job_id = hook.create_finetune_job("m", "llama3.1-8b", "SELECT prompt, completion FROM train")
     assert dict(cortex_emulator.counts) == {"logins": 1, "queries": 1}
     hook.describe_finetune_job(job_id)

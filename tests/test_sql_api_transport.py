@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from airflow_cortex.exceptions import CortexFineTuneError, CortexJobNotFoundError
 from airflow_cortex.hooks.transport import base_url, resolve_transport, sql_api_credential
 from airflow_cortex.sqlapi.client import parse_result
+from airflow_cortex.testing import ScriptedOutcome
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 # Encrypted with the emulator connection's password, which the provider uses as the passphrase.
@@ -80,6 +81,7 @@ def test_every_statement_runs_over_the_sql_api_with_a_key_pair_and_no_login(seed
     conn_id = _use(monkeypatch, seeded, private_key_content=PEM, transport="sql_api")
     hook = CortexFineTuneHook(snowflake_conn_id=conn_id)
     request = hook.build_request(model_name="m", base_model="llama3.1-8b", training_data_query=TRAIN)
+    seeded.engine.script_next_job(ScriptedOutcome("STUCK"))  # still running when CANCEL comes
     (profile,) = hook.profile_training_data(request)
     assert (profile.rows, profile.prompt_type) == (20, "TEXT")
     job_id = hook.submit_finetune_request(request)
