@@ -41,7 +41,7 @@ def test_waiting_benchmark_runs_and_shows_one_login_for_all_triggers():
     assert worker[-5] == "1"  # logins: the profile, CREATE and every poll on one session
     assert worker[-3] == "1"  # one pre-flight query
     assert worker[-2] == "1.00"  # and one query per poll besides
-    headers = [i for i, line in enumerate(lines) if line.strip().startswith("N ")]
+    headers = [i for i, line in enumerate(lines) if line.split()[:1] == ["N"] and "wall s" in line]
     assert len(headers) == 2  # the connector transport, then the SQL API
 
     def table(header: int) -> list[list[str]]:
