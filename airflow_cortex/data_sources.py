@@ -83,7 +83,7 @@ def parse_dataset_uri(value: str, parameter: str) -> DataSource:
             value,
         )
     rest = value[len(DATASET_SCHEME) :]
-    name_text, separator, version = _split_versions(rest)
+    name_text, separator, version = _split_outside_quotes(rest, _VERSIONS)
     if not separator:
         raise CortexValidationError(
             parameter,
@@ -102,24 +102,20 @@ def parse_dataset_uri(value: str, parameter: str) -> DataSource:
         raise CortexValidationError(
             parameter, "the Dataset version must not contain whitespace or control characters", value
         )
-    try:
-        name = parse_model_name(name_text, parameter)
-    except CortexValidationError as error:
-        raise CortexValidationError(
-            parameter, f"the Dataset name {name_text!r} is not a valid object name: {error.rule}", value
-        ) from None
+    name = _object_name(name_text, value, parameter, "Dataset")
     return DataSource(DATASET, value, name=name, version=version)
 
 
-def _split_versions(rest: str) -> tuple[str, str, str]:
-    """Split at the ``/versions/`` that follows the name; a quoted name may itself hold a ``/``."""
+def _split_outside_quotes(text: str, separator: str) -> tuple[str, str, str]:
+    """``str.partition`` at the first ``separator`` outside double quotes: a quoted name may
+    itself hold a ``/``."""
     in_quotes = False
-    for i, char in enumerate(rest):
+    for i, char in enumerate(text):
         if char == '"':
             in_quotes = not in_quotes
-        elif not in_quotes and rest.startswith(_VERSIONS, i):
-            return rest[:i], _VERSIONS, rest[i + len(_VERSIONS) :]
-    return rest, "", ""
+        elif not in_quotes and text.startswith(separator, i):
+            return text[:i], separator, text[i + len(separator) :]
+    return text, "", ""
 
 
 def parse_stage_path(value: str, parameter: str) -> DataSource:
@@ -131,28 +127,19 @@ def parse_stage_path(value: str, parameter: str) -> DataSource:
     if body.startswith("~") or body.startswith("%"):
         special, _, path = body.partition("/")
         if special.startswith("%"):
-            _stage_name(special[1:], value, parameter, "table stage's table")
+            _object_name(special[1:], value, parameter, "table stage's table")
         elif special != "~":
             raise CortexValidationError(parameter, "the user stage is written '@~' or '@~/path'", value)
         _check_path(path, value, parameter)
         return DataSource(STAGE, value, path=path)
-    name_text, path = _split_stage(body)
-    name = _stage_name(name_text, value, parameter, "stage")
+    name_text, _, path = _split_outside_quotes(body, "/")
+    name = _object_name(name_text, value, parameter, "stage")
     _check_path(path, value, parameter)
     return DataSource(STAGE, value, name=name, path=path)
 
 
-def _split_stage(body: str) -> tuple[str, str]:
-    in_quotes = False
-    for i, char in enumerate(body):
-        if char == '"':
-            in_quotes = not in_quotes
-        elif char == "/" and not in_quotes:
-            return body[:i], body[i + 1 :]
-    return body, ""
-
-
-def _stage_name(text: str, value: str, parameter: str, what: str) -> ModelName:
+def _object_name(text: str, value: str, parameter: str, what: str) -> ModelName:
+    """A Dataset's or stage's name, parsed with Snowflake's identifier rules; the error says whose."""
     try:
         return parse_model_name(text, parameter)
     except CortexValidationError as error:

@@ -9,8 +9,12 @@ so that parsing a DAG file stays cheap.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from airflow_cortex.exceptions import CortexValidationError
+
+if TYPE_CHECKING:
+    from airflow_cortex.data_sources import DataSource
 
 #: Characters per token of the estimate (see :mod:`airflow_cortex.profiling`).
 DEFAULT_CHARS_PER_TOKEN = 4.0
@@ -90,3 +94,14 @@ def validate_budget(value: object, max_epochs: object) -> int | None:
             "epochs when the job starts, so the trained tokens cannot be bounded before paying",
         )
     return value
+
+
+def require_profiled_training(budget: int | None, training: DataSource | None) -> None:
+    """``max_trained_tokens`` needs training data pre-flight can estimate: a query, not a Dataset
+    version or stage files, which FINETUNE reads itself."""
+    if budget is not None and training is not None and not training.is_query:
+        raise CortexValidationError(
+            "max_trained_tokens",
+            f"needs training data given as a query: the trained tokens of {training.describe()} cannot be "
+            "estimated before CREATE; drop the budget or select the data with a query",
+        )

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
 from airflow_cortex.base_models import DOCUMENT_MODELS, base_model_warning, validate_base_model
-from airflow_cortex.data_sources import classify
 from airflow_cortex.exceptions import (
     CortexExistingJobError,
     CortexFineTuneError,
@@ -32,7 +31,12 @@ from airflow_cortex.jobcontrol.waiting import (
 )
 from airflow_cortex.links import CortexSnowsightLink, model_url, query_url
 from airflow_cortex.names import parse_model_name
-from airflow_cortex.preflight import PreflightChecks, resolve_checks, validate_budget
+from airflow_cortex.preflight import (
+    PreflightChecks,
+    require_profiled_training,
+    resolve_checks,
+    validate_budget,
+)
 from airflow_cortex.results import FineTuneStatus
 from airflow_cortex.statements import check_model_inputs, data_source, normalize_options, validate_data
 from airflow_cortex.task_support import (
@@ -269,13 +273,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
             epochs = normalize_options(self.options, self.max_epochs).get("max_epochs")
             if not _has_template(self.max_trained_tokens):
                 budget = validate_budget(self.max_trained_tokens, epochs)
-                training = self.training_data_query
-                if budget is not None and isinstance(training, str) and classify(training) != "query":
-                    raise CortexValidationError(
-                        "max_trained_tokens",
-                        "needs training data given as a query: the trained tokens of a Dataset or "
-                        "stage files cannot be estimated before CREATE",
-                    )
+                require_profiled_training(budget, dict(sources).get("training_data_query"))
         if isinstance(self.base_model, str) and not _has_template(self.base_model):
             check_model_inputs(self.base_model, sources, epochs)
 
@@ -485,13 +483,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
                 source.describe(),
             )
         if unprofiled and unprofiled[0][0] == "training_data_query":
-            if budget is not None:
-                raise CortexValidationError(
-                    "max_trained_tokens",
-                    "needs training data given as a query: the trained tokens of "
-                    f"{unprofiled[0][1].describe()} cannot be estimated before CREATE; drop the budget "
-                    "or select the data with a query",
-                )
+            require_profiled_training(budget, unprofiled[0][1])
             return
         chars_per_token = (checks or PreflightChecks()).chars_per_token
         profiles = self.hook.profile_training_data(request, chars_per_token)

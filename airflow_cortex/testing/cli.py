@@ -123,9 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _table_and_file(value: str) -> tuple[str, Path]:
-    table, separator, path = value.partition("=")
-    if not separator or not table or not path:
-        raise argparse.ArgumentTypeError(f"expected TABLE=FILE.csv, got {value!r}")
+    table, path = _split_at_equals("TABLE=FILE.csv")(value)
     return table, Path(path)
 
 
