@@ -143,9 +143,7 @@ class CortexTaskMixin:
             return "connector"
         from airflow_cortex.sqlapi.credentials import sql_api_supported
 
-        return (
-            "sql_api" if sql_api_supported(self.hook.get_connection(self.snowflake_conn_id)) else "connector"
-        )
+        return "sql_api" if sql_api_supported(self.hook.connection) else "connector"
 
     def _check_once(self, job_id: str) -> FineTuneJob | None:
         """The job's state before choosing how to wait, or ``None`` if the network is failing

@@ -11,9 +11,12 @@ access token, which both the connector and the SQL API accept):
 - ``SnowflakeSqlApiOperator`` (the Snowflake provider's SQL API operator).
 
 Figures per row: seconds from the task instance's start to the XCom that holds the job id (as
-Airflow's metadata database records both), logins / connector queries / SQL API requests the
-emulator served, and worker seconds held, i.e. time spent inside the operator's ``execute`` and
-``execute_complete`` (a deferred task frees its worker slot in between).
+Airflow's metadata database records both), and from the operator's ``execute`` starting to that
+XCom (the operator's own share: the rest is Airflow starting the task, the same for every
+operator but varying by seconds between runs); logins / connector queries / SQL API requests the
+emulator served; and worker seconds held, i.e. time spent inside the operator's ``execute`` and
+``execute_complete`` (a deferred task frees its worker slot in between). Each row runs
+``--repeat`` times, the rows taking turns, and the table shows medians.
 
 Two shims let the stock operators reach the emulator and are the only differences from stock:
 ``SnowflakeHook`` ignores the connection's ``protocol`` extra (so it cannot speak plain HTTP),
@@ -21,7 +24,8 @@ and ``SnowflakeSqlApiHook`` always builds ``https://<account>.snowflakecomputing
 shims add the protocol and replace that address; nothing they measure changes.
 
 Then the import cost of each operator module (DAG parse time) and the triggerer with 1, 100 and
-1000 concurrent jobs (from ``bench_waiting``).
+1000 concurrent jobs on each transport (from ``bench_waiting``); the run fails if the SQL API
+trigger process loads any ``snowflake.connector`` module.
 
 Run: ``./scripts/benchmark.sh`` (or ``python benchmarks/bench_compare.py [--quick]``).
 """
@@ -32,16 +36,19 @@ import argparse
 import json
 import os
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
 import textwrap
-import urllib.request
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+if TYPE_CHECKING:
+    from airflow_cortex.testing.process import EmulatorProcess
 
 from bench_core import import_seconds  # the sibling benchmark scripts
 from bench_waiting import triggers_at_scale
@@ -91,6 +98,8 @@ DAG_FILE = textwrap.dedent(
 
         def execute(self, context):
             started = time.perf_counter()
+            with open(os.environ["BENCH_TIMINGS"], "a") as out:
+                out.write(json.dumps({"dag_id": self.dag_id, "execute_started": time.time()}) + "\\n")
             try:
                 return super().execute(context)
             finally:
@@ -159,6 +168,8 @@ DAG_FILE = textwrap.dedent(
     SQL_API = {**CORTEX, "snowflake_conn_id": "bench_sqlapi"}
     with dag("cortex_sqlapi_no_wait"):
         TimedCortex(**SQL_API, wait_for_completion=False)
+    with dag("cortex_sqlapi_no_wait_unchecked"):
+        TimedCortex(**SQL_API, wait_for_completion=False, preflight_checks=False)
     with dag("cortex_sqlapi_deferred_wait"):
         TimedCortex(**SQL_API, deferrable=True)
     with dag("sql_execute_query"):
@@ -176,6 +187,7 @@ ROWS = (  # dag id, operator, what runs, whether it waits for the job to finish
     ("cortex_no_wait", "CortexFineTuneOperator", "checks + CREATE", False),
     ("cortex_no_wait_unchecked", "CortexFineTuneOperator", "CREATE (preflight_checks=False)", False),
     ("cortex_sqlapi_no_wait", SQL_API_ROW, "checks + CREATE", False),
+    ("cortex_sqlapi_no_wait_unchecked", SQL_API_ROW, "CREATE (preflight_checks=False)", False),
     ("sql_execute_query", "SQLExecuteQueryOperator", "CREATE", False),
     ("sql_api", "SnowflakeSqlApiOperator", "CREATE", False),
     ("cortex_worker_wait", "CortexFineTuneOperator", "checks + CREATE + wait in worker", True),
@@ -195,11 +207,6 @@ IMPORTS = (
 )
 
 
-def _stats(url: str) -> dict[str, int]:
-    with urllib.request.urlopen(f"{url}/cortex-emulator/stats", timeout=10) as response:
-        return dict(json.load(response))
-
-
 def _run_state(db: Path, dag_id: str) -> str:
     with sqlite3.connect(db) as conn:
         rows = conn.execute("SELECT state FROM dag_run WHERE dag_id = ?", (dag_id,)).fetchall()
@@ -207,27 +214,34 @@ def _run_state(db: Path, dag_id: str) -> str:
 
 
 def _timestamp(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace(" ", "T"))
+    """A metadata-database timestamp (UTC), aware."""
+    stamp = datetime.fromisoformat(value.replace(" ", "T"))
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=timezone.utc)
 
 
-def _job_id_seconds(db: Path, dag_id: str) -> tuple[float, str]:
-    """Seconds from the task's start to the XCom holding the job id, and what that XCom holds."""
+def _job_id_xcom(db: Path, dag_id: str) -> tuple[datetime, datetime, str]:
+    """For the DAG's latest run: the task's start, when the XCom holding the job id was written,
+    and what that XCom holds."""
     key = JOB_ID_XCOM.get(dag_id, "job_id" if dag_id.startswith("cortex") else "return_value")
     with sqlite3.connect(db) as conn:
+        ((run_id,),) = conn.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = ? ORDER BY id DESC LIMIT 1", (dag_id,)
+        ).fetchall()
         ((start,),) = conn.execute(
-            "SELECT start_date FROM task_instance_history WHERE dag_id = ? UNION ALL "
-            "SELECT start_date FROM task_instance WHERE dag_id = ? ORDER BY 1 LIMIT 1",
-            (dag_id, dag_id),
+            "SELECT start_date FROM task_instance_history WHERE dag_id = ? AND run_id = ? UNION ALL "
+            "SELECT start_date FROM task_instance WHERE dag_id = ? AND run_id = ? ORDER BY 1 LIMIT 1",
+            (dag_id, run_id, dag_id, run_id),
         ).fetchall()
         ((stamp, value),) = conn.execute(
-            "SELECT timestamp, value FROM xcom WHERE dag_id = ? AND key = ?", (dag_id, key)
+            "SELECT timestamp, value FROM xcom WHERE dag_id = ? AND run_id = ? AND key = ?",
+            (dag_id, run_id, key),
         ).fetchall()
     text = value.decode() if isinstance(value, bytes) else str(value)
     held = "job id" if "ft_" in text else "statement handle"
-    return (_timestamp(stamp) - _timestamp(start)).total_seconds(), held
+    return _timestamp(start), _timestamp(stamp), held
 
 
-def operators_side_by_side(poll: float, training: float) -> list[dict[str, Any]]:
+def operators_side_by_side(poll: float, training: float, repeat: int = 1) -> list[dict[str, Any]]:
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
     from airflow_cortex.testing.process import EmulatorProcess
 
@@ -240,11 +254,11 @@ def operators_side_by_side(poll: float, training: float) -> list[dict[str, Any]]
         *("--database", "BENCH", "--pending-seconds", "1", "--training-seconds", str(training)),
         *("--sql-api-token", f"EMULATOR={token}"),
     )
-    rows = []
+    runs: dict[str, list[dict[str, Any]]] = {dag_id: [] for dag_id, *_ in ROWS}
     with EmulatorProcess(*options) as emulator:
         connection = json.loads(emulator.connection)
         extra = connection["extra"]
-        url = f"http://{extra['host']}:{extra['port']}"
+        url = emulator.url
         # One credential that both the connector and the SQL API accept.
         connection["password"] = token
         extra["authenticator"] = "programmatic_access_token"
@@ -254,7 +268,8 @@ def operators_side_by_side(poll: float, training: float) -> list[dict[str, Any]]
             "AIRFLOW__CORE__DAGS_FOLDER": str(work / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-            "AIRFLOW_CONN_BENCH": json.dumps(connection),
+            # The connector rows keep the connector: a PAT would choose the SQL API by default.
+            "AIRFLOW_CONN_BENCH": json.dumps({**connection, "extra": {**extra, "transport": "connector"}}),
             "AIRFLOW_CONN_BENCH_SQLAPI": json.dumps(
                 {**connection, "extra": {**extra, "transport": "sql_api"}}
             ),
@@ -268,41 +283,48 @@ def operators_side_by_side(poll: float, training: float) -> list[dict[str, Any]]
         subprocess.run(
             [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, capture_output=True
         )
-        for dag_id, operator, shows, waits in ROWS:
-            before = _stats(url)
-            timings.write_text("")
-            result = subprocess.run(
-                [sys.executable, "-m", "airflow", "dags", "test", dag_id],
-                env=env,
-                capture_output=True,
-                text=True,
-            )
-            if result.returncode != 0 or _run_state(work / "home" / "airflow.db", dag_id) != "success":
-                raise RuntimeError(f"{dag_id} failed:\n{(result.stdout + result.stderr)[-4000:]}")
-            after = _stats(url)
-            to_xcom, held = _job_id_seconds(work / "home" / "airflow.db", dag_id)
-            worker = sum(json.loads(line)["seconds"] for line in timings.read_text().splitlines())
-            rows.append(
-                {
-                    "operator": operator,
-                    "shows": shows,
-                    "waits": waits,
-                    "to_xcom": to_xcom,
-                    "held": held,
-                    "worker": worker,
-                    **{
-                        k: after.get(k, 0) - before.get(k, 0)
-                        for k in ("logins", "queries", "sqlapi_requests", "jobs")
-                    },
-                }
-            )
+        for _ in range(repeat):  # the rows take turns, so a slow spell of the machine hits them all
+            for dag_id, *_ in ROWS:
+                runs[dag_id].append(_run_row(dag_id, env, emulator, work / "home" / "airflow.db", timings))
+    rows = []
+    for dag_id, operator, shows, waits in ROWS:
+        figures = runs[dag_id]
+        medians = {key: statistics.median(run[key] for run in figures) for key in figures[0] if key != "held"}
+        held = figures[-1]["held"]
+        rows.append({"operator": operator, "shows": shows, "waits": waits, "held": held, **medians})
     return rows
+
+
+def _run_row(
+    dag_id: str, env: dict[str, str], emulator: EmulatorProcess, db: Path, timings: Path
+) -> dict[str, Any]:
+    """One ``airflow dags test`` of one row's DAG, and its figures."""
+    before = emulator.stats()
+    timings.write_text("")
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "test", dag_id], env=env, capture_output=True, text=True
+    )
+    if result.returncode != 0 or _run_state(db, dag_id) != "success":
+        raise RuntimeError(f"{dag_id} failed:\n{(result.stdout + result.stderr)[-4000:]}")
+    after = emulator.stats()
+    start, stamp, held = _job_id_xcom(db, dag_id)
+    records = [json.loads(line) for line in timings.read_text().splitlines()]
+    execute_started = min(r["execute_started"] for r in records if "execute_started" in r)
+    return {
+        "to_xcom": (stamp - start).total_seconds(),
+        "execute_to_xcom": stamp.timestamp() - execute_started,
+        "held": held,
+        "worker": sum(r["seconds"] for r in records if "seconds" in r),
+        **{k: after.get(k, 0) - before.get(k, 0) for k in ("logins", "queries", "sqlapi_requests", "jobs")},
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="short jobs and small N, for a smoke run")
+    parser.add_argument("--repeat", type=int, help="runs per row, medians shown (default 3; 1 with --quick)")
     args = parser.parse_args()
+    repeat = args.repeat or (1 if args.quick else 3)
     training = 1.0 if args.quick else 10.0
     poll = 0.5 if args.quick else 1.0
     sizes = [] if args.quick else [1, 100, 1000]  # bench_waiting's smoke run covers the triggerer
@@ -314,20 +336,23 @@ def main() -> None:
     )
     print(
         "(task start -> XCom: from the task instance's start to the XCom that first holds the job id;"
-        "\n the waiting rows push it at the same point as the first row, and re-push it when they resume)"
+        "\n execute -> XCom: from the operator's execute starting to that XCom, the operator's own share;"
+        "\n the waiting rows push it at the same point as the first row;"
+        f"\n medians of {repeat} run(s) per row, the rows taking turns)"
     )
     header = (
         f"{'operator':<33} {'what runs':<33} {'waits for job':>13} {'task start -> XCom s':>21} "
-        f"{'XCom holds':<17} {'logins':>6} {'queries':>7} {'SQL API req':>11} {'jobs':>4} "
-        f"{'worker s held':>13}"
+        f"{'execute -> XCom s':>18} {'XCom holds':<17} {'logins':>6} {'queries':>7} {'SQL API req':>11} "
+        f"{'jobs':>4} {'worker s held':>13}"
     )
     print(header)
-    for row in operators_side_by_side(poll, training):
+    for row in operators_side_by_side(poll, training, repeat):
         to_xcom = "-" if row["waits"] else f"{row['to_xcom']:.2f}"
+        own = "-" if row["waits"] else f"{row['execute_to_xcom']:.2f}"
         print(
             f"{row['operator']:<33} {row['shows']:<33} {'yes' if row['waits'] else 'no':>13} {to_xcom:>21} "
-            f"{row['held']:<17} {row['logins']:>6} {row['queries']:>7} {row['sqlapi_requests']:>11} "
-            f"{row['jobs']:>4} {row['worker']:>13.2f}"
+            f"{own:>18} {row['held']:<17} {row['logins']:>6.0f} {row['queries']:>7.0f} "
+            f"{row['sqlapi_requests']:>11.0f} {row['jobs']:>4.0f} {row['worker']:>13.2f}"
         )
 
     print()
@@ -339,16 +364,24 @@ def main() -> None:
     if not sizes:
         return
     print()
-    print(f"N deferred jobs in one triggerer loop (poll {poll:.1f} s), after the first connection")
+    print(f"N deferred jobs in one triggerer loop (poll {poll:.1f} s), each transport")
     print(
-        f"{'N':>5} {'wall s':>8} {'CPU s':>7} {'max stall ms':>13} {'outside full GC ms':>19} "
-        f"{'RSS +MB':>8} {'logins':>7}"
+        "(connector: measured after the process's first connection; SQL API: a programmatic access token,"
+        "\n natively async; 'connector modules': snowflake.connector modules the trigger process loaded)"
     )
-    for n, figures in triggers_at_scale(sizes, poll, 2.0 if args.quick else 10.0):
-        print(
-            f"{n:>5} {figures['wall']:>8.2f} {figures['cpu']:>7.2f} {figures['stall'] * 1000:>13.1f} "
-            f"{figures['stall_no_gc'] * 1000:>19.1f} {figures['rss']:>8.1f} {figures['logins']:>7.0f}"
-        )
+    print(
+        f"{'transport':<10} {'N':>5} {'wall s':>8} {'CPU s':>7} {'max stall ms':>13} "
+        f"{'outside full GC ms':>19} {'RSS +MB':>8} {'logins':>7} {'connector modules':>18}"
+    )
+    for transport in ("connector", "sql_api"):
+        for n, figures in triggers_at_scale(sizes, poll, 2.0 if args.quick else 10.0, transport=transport):
+            if transport == "sql_api" and figures["connector_modules"]:
+                raise RuntimeError(f"the SQL API trigger process loaded the connector (N={n})")
+            print(
+                f"{transport:<10} {n:>5} {figures['wall']:>8.2f} {figures['cpu']:>7.2f} "
+                f"{figures['stall'] * 1000:>13.1f} {figures['stall_no_gc'] * 1000:>19.1f} "
+                f"{figures['rss']:>8.1f} {figures['logins']:>7.0f} {figures['connector_modules']:>18.0f}"
+            )
 
 
 if __name__ == "__main__":

@@ -88,5 +88,7 @@ def test_comparison_benchmark_runs_the_same_statement_through_each_operator():
     # The SQL API transport: the profile and CREATE as SQL API requests, no login, no connector query.
     over_api = row("CortexFineTuneOperator (SQL API)", "checks + CREATE ")
     assert over_api[-6:-1] == ["id", "0", "0", "2", "1"]
+    unchecked_api = row("CortexFineTuneOperator (SQL API)", "CREATE (preflight_checks=False)")
+    assert unchecked_api[-6:-1] == ["id", "0", "0", "1", "1"]
     deferred_api = row("CortexFineTuneOperator (SQL API)", "deferred wait")
     assert deferred_api[-5:-3] == ["0", "0"]  # no login, in the worker or in the triggerer

@@ -2,8 +2,9 @@
 
 The waiters are the operator (waiting in the worker, or deferred to the trigger) and the
 sensor (poking, or deferred), each run by real Airflow (``dag.test()``, which runs triggers
-in-line) through the real connector. The faults happen at the emulator's network edge or to
-the emulator itself, so the provider meets them as it would meet them in production:
+in-line) through each transport: the real connector, and the SQL API with a programmatic
+access token. The faults happen at the emulator's network edge or to the emulator itself, so
+the provider meets them as it would meet them in production:
 
 - a connection torn half-way through the answer (the statement ran);
 - 503 answers (the statement did not run);
@@ -12,7 +13,9 @@ the emulator itself, so the provider meets them as it would meet them in product
 - the job garbage-collected while someone waits for it.
 
 After each scenario: the run's outcome, the jobs that exist (never a second one), the CREATE
-statements Snowflake executed, and that the fault really fired.
+statements Snowflake executed, and that the fault really fired. The connector's faults surface
+in the provider (its retry, or a retry's reattach by SHOW); the SQL API client absorbs them by
+sending the same ``requestId`` again, so a lost CREATE answer never needs a reattach there.
 """
 
 from __future__ import annotations
@@ -38,6 +41,15 @@ FAULTY_NETWORK = pytest.mark.cortex_emulator(
 )
 OPERATORS = ["cortex_test_retry_worker", "cortex_test_retry_deferred"]
 WAITERS = [*OPERATORS, "cortex_test_sensor_poke", "cortex_test_sensor_deferred"]
+BOTH_TRANSPORTS = pytest.mark.parametrize("cortex_transport", ["connector", "sql_api"])
+# Over the SQL API a fault is met by the client, the same for an operator and a sensor: one waiter
+# that polls in the worker (the synchronous client) and one deferred (the trigger's async client).
+SQL_API_WAITERS = ["cortex_test_retry_worker", "cortex_test_sensor_deferred"]
+
+
+def _waiters_on_both_transports(sql_api_waiters: list[str]) -> pytest.MarkDecorator:
+    cases = [("connector", dag_id) for dag_id in WAITERS] + [("sql_api", d) for d in sql_api_waiters]
+    return pytest.mark.parametrize(("cortex_transport", "dag_id"), cases, ids=[f"{d}-{t}" for t, d in cases])
 
 
 def _creates(emulator) -> int:
@@ -57,10 +69,11 @@ def _assert_one_successful_job(run, emulator) -> str:
 
 
 @FAULTY_NETWORK
+@BOTH_TRANSPORTS
 @pytest.mark.parametrize("dag_id", OPERATORS)
 @pytest.mark.parametrize("fault", ["drop", "stall"])
 def test_create_that_ran_but_whose_answer_was_lost_leaves_one_job(
-    airflow_db, seeded, cortex_connection, dag_id, fault, capsys
+    airflow_db, seeded, cortex_connection, cortex_transport, dag_id, fault, capsys
 ):
     """CREATE executed, the answer never arrived whole: the retry must find the job, not pay twice."""
     if fault == "drop":
@@ -72,11 +85,16 @@ def test_create_that_ran_but_whose_answer_was_lost_leaves_one_job(
     assert seeded.faults.injected[fault] == 1
     assert _creates(seeded) == 1
     out = capsys.readouterr().out
+    if cortex_transport == "sql_api":  # asked again by requestId: the same answer, no reattach
+        assert f"Reattaching to job {job_id}" not in out
+        assert seeded.counts["logins"] == 0
+        return
     assert "could not reach Snowflake" in out
     assert f"Reattaching to job {job_id}" in out
 
 
 @FAULTY_NETWORK
+@BOTH_TRANSPORTS
 @pytest.mark.parametrize("dag_id", OPERATORS)
 def test_create_refused_with_503s_is_sent_again_and_runs_once(airflow_db, seeded, cortex_connection, dag_id):
     seeded.faults.unavailable(times=3, sql_contains="'CREATE'")
@@ -87,9 +105,11 @@ def test_create_refused_with_503s_is_sent_again_and_runs_once(airflow_db, seeded
 
 
 @FAULTY_NETWORK
-@pytest.mark.parametrize("dag_id", WAITERS)
+@_waiters_on_both_transports(SQL_API_WAITERS)
 @pytest.mark.parametrize("fault", ["drop", "unavailable", "stall"])
-def test_polls_survive_network_faults(airflow_db, seeded, cortex_connection, dag_id, fault, capsys):
+def test_polls_survive_network_faults(
+    airflow_db, seeded, cortex_connection, cortex_transport, dag_id, fault, capsys
+):
     if fault == "stall":
         seeded.faults.stall(STALL, times=2, sql_contains="'DESCRIBE'")
     else:
@@ -98,7 +118,9 @@ def test_polls_survive_network_faults(airflow_db, seeded, cortex_connection, dag
     _assert_one_successful_job(run, seeded)
     assert seeded.faults.injected[fault] >= 2
     assert _creates(seeded) == 1
-    if fault != "unavailable":  # the connector may absorb 503s itself; a torn or late answer reaches us
+    # The connector may absorb 503s itself; a torn or late answer reaches us. The SQL API client
+    # absorbs all three by asking again.
+    if fault != "unavailable" and cortex_transport == "connector":
         assert "could not reach Snowflake" in capsys.readouterr().out
 
 
@@ -124,7 +146,9 @@ def test_emulator_restart_mid_job_is_waited_out(airflow_db, seeded, cortex_conne
 
 
 @pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=30.0)
-@pytest.mark.parametrize("dag_id", WAITERS)
+# Not found is decided by the transport's error mapping, then by the waiter: on the SQL API, an
+# operator waiting in the worker and a sensor deferred.
+@_waiters_on_both_transports(SQL_API_WAITERS)
 def test_garbage_collected_job_is_named_and_never_doubled(
     airflow_db, seeded, cortex_connection, dag_id, capsys
 ):

@@ -1,11 +1,12 @@
 """Hostile values in every templated parameter, end to end.
 
 Each value goes in through ``run_conf`` and real Airflow templating (``cortex_test_text``
-renders every templated field from a param), then through the operator, the hook, the real
-connector over HTTP and the emulator. Each value either
+renders every templated field from a param), then through the operator, the hook, each
+transport (the real connector over HTTP, and the SQL API with a programmatic access token) and
+the emulator. Each value either
 
 - is rejected before anything is sent: the task fails naming the parameter and the rule, the
-  emulator saw no login and no job exists; or
+  emulator saw no login, no statement and no SQL API request, and no job exists; or
 - reaches FINETUNE exactly as written: the CREATE the emulator decoded carries the rendered
   text, byte for byte, and the job could run it.
 
@@ -25,6 +26,7 @@ from airflow_cortex.literals import sql_string_literal
 from airflow_cortex.names import MAX_IDENTIFIER_LENGTH
 
 pytestmark = pytest.mark.airflow
+BOTH_TRANSPORTS = pytest.mark.parametrize("cortex_transport", ["connector", "sql_api"])
 
 TRAIN = "SELECT prompt, completion FROM train"
 DROP = "DROP TABLE canary"
@@ -147,9 +149,15 @@ def _canary_rows(emulator) -> list[tuple[object, ...]]:
     return emulator.execute("SELECT * FROM canary", database="CORTEX_TEST", schema="PUBLIC")
 
 
+def _statements(emulator) -> int:
+    """Statements sent on either transport (the SQL API answers these synchronously: one request
+    per statement)."""
+    return emulator.counts["queries"] + emulator.counts["sqlapi_requests"]
+
+
 def _run_exact(emulator, conf: dict[str, object]) -> None:
     """Run the DAG with ``conf``; FINETUNE must have received exactly what was rendered."""
-    queries_before = emulator.counts["queries"]
+    queries_before = _statements(emulator)
     creates_before = len(emulator.engine.calls)
     run = load_dag("cortex_test_text").test(run_conf=conf)
     assert run.state == "success", task_states(run)
@@ -163,7 +171,7 @@ def _run_exact(emulator, conf: dict[str, object]) -> None:
         sent.get("validation_data_query", TRAIN),
     )
     # The pre-flight profile and CREATE: nothing else ran.
-    assert emulator.counts["queries"] - queries_before == 2
+    assert _statements(emulator) - queries_before == 2
     job = emulator.engine.job(xcom_value(run, "finetune"))
     assert job.error is None, job.error  # the emulator ran the queries as written
     assert _canary_rows(emulator) == [(1,)]
@@ -176,12 +184,14 @@ _EXACT_PARAMS = [
 ]
 
 
+@BOTH_TRANSPORTS
 @pytest.mark.parametrize("conf", _EXACT_PARAMS)
 def test_hostile_values_reach_finetune_exactly(airflow_db, canaried, cortex_connection, conf):
     _run_exact(canaried, conf)
     assert canaried.engine.job_count == 1
 
 
+@BOTH_TRANSPORTS
 @pytest.mark.parametrize(("conf", "parameter", "rule"), REJECTED.values(), ids=REJECTED.keys())
 def test_hostile_values_are_rejected_before_anything_is_sent(
     airflow_db, canaried, cortex_connection, conf, parameter, rule, capsys
@@ -192,7 +202,7 @@ def test_hostile_values_are_rejected_before_anything_is_sent(
     assert f"Invalid {parameter}: " in out
     assert rule in out
     assert canaried.counts["logins"] == 0
-    assert canaried.counts["queries"] == 0
+    assert _statements(canaried) == 0
     assert canaried.engine.job_count == 0
     assert _canary_rows(canaried) == [(1,)]
 
@@ -200,8 +210,9 @@ def test_hostile_values_are_rejected_before_anything_is_sent(
 prompts = any_text.filter(lambda text: text.strip(" ") != "")
 
 
-@pytest.mark.slow  # 30 whole DAG runs; the pure round-trip properties run in the fast tier
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@pytest.mark.slow  # 2 x 15 whole DAG runs; the pure round-trip properties run in the fast tier
+@BOTH_TRANSPORTS
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=model_names, prompt=prompts, comment=any_text, epochs=st.integers(1, 10))
 def test_any_rendered_name_and_query_reach_finetune_exactly(
     airflow_db, canaried, cortex_connection, name, prompt, comment, epochs
@@ -214,6 +225,7 @@ def test_any_rendered_name_and_query_reach_finetune_exactly(
     _run_exact(canaried, {"model_name": name, "training_data_query": query, "max_epochs": str(epochs)})
 
 
+@BOTH_TRANSPORTS
 @pytest.mark.parametrize(
     ("job_id", "outcome"),
     [
@@ -232,7 +244,8 @@ def test_hostile_job_ids_reach_describe_exactly_or_are_rejected(
     calls = canaried.engine.calls
     if outcome == "not found":
         assert [(c.operation, c.arguments) for c in calls] == [("DESCRIBE", (job_id,))]
-        assert canaried.counts["queries"] == 1
+        assert _statements(canaried) == 1
     else:
         assert calls == []
         assert canaried.counts["logins"] == 0
+        assert _statements(canaried) == 0

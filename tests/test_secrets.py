@@ -1,15 +1,17 @@
 """No credential from the connection leaks into logs, rendered fields, XCom, triggers or errors.
 
 For each kind of credential a ``snowflake`` connection can hold (a password, an encrypted
-private key with its passphrase, a programmatic access token) a DAG runs through real Airflow
+private key with its passphrase, a programmatic access token), over each transport it works
+with (the connector; the SQL API for the key and the token), a DAG runs through real Airflow
 twice against the emulator: once to success (CREATE, a deferred wait in the trigger, a sensor),
 once to failure (the job ends in ERROR, the exception travels up). Then every place a secret
 could surface is searched: everything the runs printed (task logs included), every row of
 every table of Airflow's metadata database (rendered fields, XCom, trigger kwargs, task
 instances, DAG run conf) and every file under ``AIRFLOW_HOME``.
 
-The emulator records each login, so each test also proves the credential was really sent and
-used: a test whose secret never reached the wire could not fail.
+The emulator records each connector login and each SQL API request it lets in, so each test
+also proves the credential was really sent and used over the transport under test: a test whose
+secret never reached the wire could not fail.
 """
 
 from __future__ import annotations
@@ -44,26 +46,44 @@ def _private_key() -> tuple[str, rsa.RSAPublicKey]:
     return pem, key.public_key()
 
 
-def _connection(emulator, kind: str) -> tuple[dict, list[str]]:
+def _connection(emulator, kind: str, transport: str) -> tuple[dict, list[str]]:
     """A connection to the emulator holding one kind of credential, and the strings to hunt for."""
     connection = emulator.airflow_connection(database="CORTEX_TEST", schema="PUBLIC")
+    connection["extra"]["transport"] = transport
     if kind == "password":
         connection["password"] = PASSWORD
         return connection, [PASSWORD]
     if kind == "private key":
-        pem, _ = _private_key()
+        pem, public_key = _private_key()
+        emulator.sql_api_auth.trust_public_key("EMULATOR", public_key)
         connection["password"] = PASSPHRASE
         connection["extra"]["private_key_content"] = pem
         # Every line of the key's body, and the key as base64 (a form the hook also accepts).
         body = [line for line in pem.splitlines() if line and not line.startswith("-----")]
         return connection, [PASSPHRASE, *body, base64.b64encode(pem.encode()).decode()[:60]]
     # The Snowflake provider's documented form: the token in the password field.
+    emulator.sql_api_auth.issue_token("EMULATOR", token=TOKEN)
     connection["password"] = TOKEN
     connection["extra"]["authenticator"] = "programmatic_access_token"
     return connection, [TOKEN]
 
 
-def _assert_credential_was_used(emulator, kind: str, connection: dict) -> None:
+def _assert_credential_was_used(emulator, kind: str, transport: str, connection: dict) -> None:
+    if transport == "sql_api":
+        assert not emulator.logins, "a login reached the emulator over the SQL API transport"
+        assert emulator.sql_api_auth.accepted, "no SQL API request reached the emulator"
+        for request in emulator.sql_api_auth.accepted:
+            if kind == "private key":
+                assert request["TOKEN_TYPE"] == "KEYPAIR_JWT"
+                key = serialization.load_pem_private_key(
+                    connection["extra"]["private_key_content"].encode(), PASSPHRASE.encode()
+                )
+                claims = jwt.decode(request["TOKEN"], key.public_key(), algorithms=["RS256"])
+                assert claims["sub"].endswith(".EMULATOR")
+            else:
+                assert request == {"TOKEN_TYPE": "PROGRAMMATIC_ACCESS_TOKEN", "TOKEN": TOKEN}
+        return
+    assert not emulator.sql_api_auth.accepted, "a SQL API request reached the emulator"
     assert emulator.logins, "no login reached the emulator"
     for login in emulator.logins:
         if kind == "password":
@@ -103,9 +123,20 @@ def _home_files() -> str:
 
 
 @pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=0.8)
-@pytest.mark.parametrize("kind", ["password", "private key", "token"])
-def test_no_credential_leaks_anywhere(airflow_db, seeded, cortex_connection, monkeypatch, capsys, kind):
-    connection, secrets = _connection(seeded, kind)
+@pytest.mark.parametrize(
+    ("kind", "transport"),
+    [
+        ("password", "connector"),
+        ("private key", "connector"),
+        ("private key", "sql_api"),
+        ("token", "connector"),
+        ("token", "sql_api"),
+    ],
+)
+def test_no_credential_leaks_anywhere(
+    airflow_db, seeded, cortex_connection, monkeypatch, capsys, kind, transport
+):
+    connection, secrets = _connection(seeded, kind, transport)
     monkeypatch.setenv(f"AIRFLOW_CONN_{cortex_connection.upper()}", json.dumps(connection))
 
     ok = load_dag("cortex_test_wait_deferred").test()
@@ -119,7 +150,7 @@ def test_no_credential_leaks_anywhere(airflow_db, seeded, cortex_connection, mon
     captured = capsys.readouterr()
     printed = captured.out + captured.err
     assert "E7: Out of capacity" in printed  # the failure's exception is in what we search
-    _assert_credential_was_used(seeded, kind, connection)
+    _assert_credential_was_used(seeded, kind, transport, connection)
     places = {
         "task logs and output": printed,
         "metadata database": _metadata_rows(),

@@ -41,7 +41,10 @@ def _use(monkeypatch, emulator, conn_id: str = "cortex_emulator", **extra) -> st
 
 
 def test_choosing_the_transport():
-    assert resolve_transport(None, {"private_key": object()}) == "connector"
+    # The default is auto: the SQL API for a credential it accepts, the connector for a password.
+    assert resolve_transport(None, {"private_key": object()}) == "sql_api"
+    assert resolve_transport(None, {"password": "pw"}) == "connector"
+    assert resolve_transport("connector", {"private_key": object()}) == "connector"
     assert resolve_transport("auto", {"private_key": object()}) == "sql_api"
     assert resolve_transport("auto", {"authenticator": "programmatic_access_token"}) == "sql_api"
     assert resolve_transport("auto", {"password": "pw"}) == "connector"

@@ -90,8 +90,8 @@ class CortexFineTuneHook(SnowflakeHook):
         """:param keep_connection: Log in once and reuse the session for every call (until
         :meth:`close` or a connection error), instead of one login per call. Waiting loops use it so
         that polling a job for hours costs one login, not one per poll.
-        :param transport: ``"connector"``, ``"sql_api"`` or ``"auto"`` (see :mod:`.transport`);
-        ``None`` reads the connection extra ``transport``."""
+        :param transport: ``"auto"``, ``"connector"`` or ``"sql_api"`` (see :mod:`.transport`);
+        ``None`` reads the connection extra ``transport`` (``"auto"`` if unset)."""
         super().__init__(*args, **kwargs)
         self.transport_choice = transport
         self._sql_api: SqlApiClient | None = None
@@ -238,8 +238,10 @@ class CortexFineTuneHook(SnowflakeHook):
         """How this hook's statements travel (see :mod:`.transport`), decided once."""
         choice = self.transport_choice
         if choice is None:
-            choice = self.get_connection(self.snowflake_conn_id).extra_dejson.get("transport")
-        if choice in (None, "", "connector"):
+            # ``connection`` (common.sql's) reads the connection once per hook: in a deployment
+            # each read is a call to the API server.
+            choice = self.connection.extra_dejson.get("transport")
+        if choice == "connector":
             return "connector"  # without reading the connection's credentials
         return resolve_transport(choice, self._get_conn_params())
 
@@ -267,7 +269,7 @@ class CortexFineTuneHook(SnowflakeHook):
     def snowsight_base_url(self) -> str | None:
         """Snowsight's address for this connection's account (see :mod:`airflow_cortex.links`)."""
         params = self._get_conn_params()
-        override = self.get_connection(self.snowflake_conn_id).extra_dejson.get("snowsight_url")
+        override = self.connection.extra_dejson.get("snowsight_url")
         return snowsight_base_url(params.get("account"), params.get("region"), override)
 
     # --- pre-flight -------------------------------------------------------------------------

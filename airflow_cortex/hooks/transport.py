@@ -7,10 +7,10 @@ key-pair JWT, an OAuth token or a programmatic access token) and no connector.
 
 ``transport`` (the hook's argument, else the connection extra of that name) chooses:
 
-- ``"connector"`` (the default for now): every connection works;
-- ``"sql_api"``: the SQL API; a connection without a credential it accepts fails clearly;
-- ``"auto"``: the SQL API when the connection's credential works with it (a private key, an
-  OAuth token, a PAT), the connector otherwise (password authentication).
+- ``"auto"`` (the default): the SQL API when the connection's credential works with it (a
+  private key, an OAuth token, a PAT), the connector otherwise (password authentication);
+- ``"connector"``: every connection works, as releases before the SQL API transport did;
+- ``"sql_api"``: the SQL API; a connection without a credential it accepts fails clearly.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ _TOKEN_AUTHENTICATORS = frozenset({"oauth", "programmatic_access_token"})
 
 
 def resolve_transport(choice: object, conn_params: dict[str, Any]) -> Transport:
-    """The transport ``choice`` (``None``: the connector) means for a connection's parameters."""
-    value = "connector" if choice in (None, "") else str(choice).lower()
+    """The transport ``choice`` (``None``: ``auto``) means for a connection's parameters."""
+    value = "auto" if choice in (None, "") else str(choice).lower()
     if value not in TRANSPORTS:
         raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {choice!r}")
     if value == "auto":
@@ -66,6 +66,8 @@ def sql_api_client(hook: SnowflakeHook, timeout: float = 60.0) -> SqlApiClient:
     (the same token provider as ``SnowflakeSqlApiHook``: OAuth, PAT, or a key-pair JWT it renews)."""
     from airflow.providers.snowflake.utils._rest_auth import SnowflakeRestTokenProvider
 
+    from airflow_cortex.sqlapi.credentials import read_timeout
+
     params = hook._get_conn_params()
     if sql_api_credential(params) is None:
         raise ValueError(
@@ -79,4 +81,5 @@ def sql_api_client(hook: SnowflakeHook, timeout: float = 60.0) -> SqlApiClient:
         headers=tokens.build_auth_headers,
         context={key: params.get(key) for key in ("database", "schema", "warehouse", "role")},
         timeout=timeout,
+        read_timeout=read_timeout(hook.connection.extra_dejson),
     )

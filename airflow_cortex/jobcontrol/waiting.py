@@ -178,6 +178,11 @@ class Waiter:
     def __post_init__(self) -> None:
         self._started = self.clock()
 
+    def first_delay(self) -> float:
+        """Seconds before the first poll, at random within one interval: spreads waiters that
+        start together across the interval instead of polling them all at once."""
+        return self.poll_interval * self.jitter()
+
     def observed(self, job: FineTuneJob) -> Step:
         self.failures = 0
         self.last = job

@@ -13,6 +13,7 @@ from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin,
 
 from airflow_cortex.base_models import DOCUMENT_MODELS, base_model_warning, validate_base_model
 from airflow_cortex.exceptions import (
+    CortexBudgetExceededError,
     CortexExistingJobError,
     CortexFineTuneError,
     CortexJobNotFoundError,
@@ -141,8 +142,9 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
     :param database: Overrides the connection's database (unqualified names resolve in it).
     :param schema: Overrides the connection's schema.
     :param role: Overrides the connection's role (it needs CREATE MODEL on the target schema).
-    :param transport: ``"connector"``, ``"sql_api"`` or ``"auto"``: how statements travel
-        (see :mod:`airflow_cortex.hooks.transport`); ``None`` reads the connection extra.
+    :param transport: ``"auto"``, ``"connector"`` or ``"sql_api"``: how statements travel
+        (see :mod:`airflow_cortex.hooks.transport`); ``None`` reads the connection extra
+        (``"auto"`` if unset: the SQL API when the credential allows it).
     """
 
     template_fields: Sequence[str] = (
@@ -235,6 +237,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         self._job_id: str | None = None
         self._observed: FineTuneJob | None = None
         self._concluded = False
+        self._created = False  # this try's CREATE made the job (it cannot have finished yet)
         self._request: FineTuneRequest | None = None
         self._result: dict[str, Any] | None = None
         self._snowsight_url: str | None = None
@@ -282,6 +285,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
     def execute(self, context: Context) -> str:
         self._context = context
         self._snowsight_url = ""  # nothing to link to until CREATE has run
+        self._created = False
         try:
             self.execute_resumable(context)
         finally:
@@ -294,7 +298,9 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         """Resume after the trigger fired: the same conclusion as a wait in the worker."""
         self._context = context
         job = job_from_event(event)
-        self._adopt(job.id, context)
+        # This try claimed the job and pushed its id before deferring; the claim and the XCom
+        # both outlive a deferral, so nothing is written again.
+        self._job_id = job.id
         self._conclude(job, context)
         return job.id
 
@@ -341,11 +347,18 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         if earlier is not None:
             self._observed = earlier
             return self._adopt(earlier.id, context)
-        self._check_data(request, context)
+        estimate = self._check_data(request, context)
         store = context.get("task_state_store")
         if store is not None and self.existing_job_policy != "always_create":
             store.set(INTENT_KEY, {"at": time.time(), "try_number": context["ti"].try_number})
-        job_id = self._adopt(self.hook.submit_finetune_request(request), context)
+        # The job id reaches XCom first: downstream tasks and people wait on it, while the
+        # estimate and the link are for reading later.
+        try:
+            job_id = self._adopt(self.hook.submit_finetune_request(request), context, created=True)
+        finally:
+            if estimate is not None:
+                context["ti"].xcom_push(key="estimate", value=estimate)
+        self._created = True
         if (base := self._snowsight_base) and self.hook.last_query_id:
             CortexSnowsightLink.persist(self, context, query_url(base, self.hook.last_query_id))
         return job_id
@@ -390,7 +403,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         if not self.wait_for_completion:
             self.log.info("Not waiting for job %s (wait_for_completion=False)", job_id)
             return
-        job = self._current(job_id)
+        # A job this try created a moment ago has not finished: defer without asking.
+        job = None if self._created else self._current(job_id)
         if (job is None or not job.is_finished) and self.deferrable:
             self._close_hook()  # the worker slot is given up; so is its session
             self.defer(
@@ -408,10 +422,13 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _adopt(self, job_id: str, context: Context) -> str:
-        """Make ``job_id`` this try's job: the one XCom names, owned before anything waits on it."""
+    def _adopt(self, job_id: str, context: Context, *, created: bool = False) -> str:
+        """Make ``job_id`` this try's job: the one XCom names, owned before anything waits on it.
+
+        ``created``: this try's CREATE just returned it, so nothing can own it yet.
+        """
         if self._job_id != job_id:
-            self._claim(job_id, context)
+            self._claim(job_id, context, created=created)
             self._job_id = job_id
             context["ti"].xcom_push(key="job_id", value=job_id)
         return job_id
@@ -426,13 +443,13 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         ti = context["ti"]
         return Ownership(job_id, int(ti.try_number), str(getattr(ti, "id", "") or ""))
 
-    def _claim(self, job_id: str, context: Context) -> None:
+    def _claim(self, job_id: str, context: Context, *, created: bool) -> None:
         """Record this try as the job's owner, so an older try's kill leaves the job alone."""
         store = self._owner_store(context)
         if store is None:
             return
         mine = self._ownership(job_id, context)
-        before = Ownership.from_value(store.get(OWNER_KEY))
+        before = None if created else Ownership.from_value(store.get(OWNER_KEY))
         store.set(OWNER_KEY, mine.to_value())
         if before is None or before.job_id != job_id:
             self.log.info("Job %s is owned by try %s", job_id, mine.try_number)
@@ -464,8 +481,12 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
             context["outlet_events"][self.model_asset].extra.update(extra)
             self.log.info("Asset event for %s: %s", self.model_asset.name, extra)
 
-    def _check_data(self, request: FineTuneRequest, context: Context) -> None:
-        """The pre-flight checks and the budget: raise before CREATE if the data would waste money."""
+    def _check_data(self, request: FineTuneRequest, context: Context) -> dict[str, Any] | None:
+        """The pre-flight checks and the budget: raise before CREATE if the data would waste money.
+
+        Returns the estimate for XCom, which the caller pushes after the job id; a budget that
+        fails pushes it here, as the reason for failing.
+        """
         from airflow_cortex.profiling import check_budget, evaluate
 
         checks = self.preflight_checks
@@ -473,7 +494,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         budget = validate_budget(self.max_trained_tokens, epochs)
         if checks is None and budget is None:
             self.log.info("Pre-flight data checks are off (preflight_checks=False)")
-            return
+            return None
         unprofiled = [(name, source) for name, source in request.data_sources if not source.is_query]
         for parameter, source in unprofiled:
             self.log.warning(
@@ -484,19 +505,24 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
             )
         if unprofiled and unprofiled[0][0] == "training_data_query":
             require_profiled_training(budget, unprofiled[0][1])
-            return
+            return None
         chars_per_token = (checks or PreflightChecks()).chars_per_token
         profiles = self.hook.profile_training_data(request, chars_per_token)
         estimate = evaluate(profiles, request.base_model, epochs, checks, [name for name, _ in unprofiled])
         self.log.info("%s", estimate.describe())
         for note in estimate.notes:
             self.log.info("Estimate note: %s", note)
-        context["ti"].xcom_push(key="estimate", value=estimate.to_dict())
-        check_budget(estimate, budget)
+        report = estimate.to_dict()
+        try:
+            check_budget(estimate, budget)
+        except CortexBudgetExceededError:
+            context["ti"].xcom_push(key="estimate", value=report)  # the figures the failure names
+            raise
         if budget is not None:
             self.log.info(
                 "Within budget: %s of max_trained_tokens=%s", f"{estimate.trained_tokens:,}", f"{budget:,}"
             )
+        return report
 
     def _link_model(self, model: str, context: Context) -> None:
         """Point the Snowsight link at the tuned model. A link never fails a task whose paid job
@@ -573,6 +599,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         recorded: frozenset[str] = frozenset()
         since: float | None = None
         if store is not None:
+            if context["ti"].try_number <= 1:
+                return None  # the first try: no earlier try of this task instance left an intent
             intent = store.get(INTENT_KEY)
             at = intent.get("at") if isinstance(intent, dict) else None
             if isinstance(at, (int, float)):

@@ -64,7 +64,7 @@ class AsyncSqlApiClient:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(ssl=self.tls),
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
+                timeout=aiohttp.ClientTimeout(total=self.timeout, sock_read=self.credentials.read_timeout),
             )
         return self._session
 

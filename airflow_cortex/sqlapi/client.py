@@ -82,6 +82,8 @@ class SqlApiClient:
     headers: Callable[[], Mapping[str, str]]
     context: Mapping[str, str | None] = field(default_factory=dict)
     timeout: float = 60.0
+    read_timeout: float | None = None
+    """Seconds one answer may take to arrive (``timeout`` if unset); a late one is retried."""
     attempts: int = 4
     backoff: float = 0.5
     poll_interval: float = 0.2
@@ -125,7 +127,7 @@ class SqlApiClient:
                     json=body,
                     params=request_params(request_id, attempt),
                     headers=request_headers(self.headers()),
-                    timeout=self.timeout,
+                    timeout=(self.timeout, self.read_timeout or self.timeout),
                     verify=self.verify,
                 )
             except requests.RequestException as error:

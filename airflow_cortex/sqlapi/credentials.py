@@ -42,6 +42,8 @@ class ConnectionCredentials:
     """A programmatic access token, sent as is."""
     private_key: Any = field(default=None, repr=False)
     context: dict[str, str | None] = field(default_factory=dict)
+    read_timeout: float | None = None
+    """The connection's ``socket_timeout``: how long one answer may take to arrive."""
     _jwt: Any = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -59,6 +61,17 @@ class ConnectionCredentials:
                 self._jwt = JWTGenerator(self.account, self.user, private_key=self.private_key)
             token = self._jwt.get_token()
         return {"Authorization": f"Bearer {token}", "X-Snowflake-Authorization-Token-Type": "KEYPAIR_JWT"}
+
+
+def read_timeout(extra: dict[str, Any]) -> float | None:
+    """The ``socket_timeout`` extra, which bounds the connector's reads, as the SQL API's read
+    timeout: one setting makes a stalled answer a retried network fault on either transport."""
+    value = _extra(extra, "socket_timeout")
+    try:
+        seconds = float(value) if value not in (None, "") else None
+    except (TypeError, ValueError):
+        raise ValueError(f"The socket_timeout extra must be a number of seconds, got {value!r}") from None
+    return seconds if seconds is not None and seconds > 0 else None
 
 
 def sql_api_supported(connection: Any) -> bool:
@@ -90,7 +103,11 @@ def from_connection(connection: Any, overrides: dict[str, str | None] | None = N
     }
     context.update({k: v for k, v in (overrides or {}).items() if v})
     credentials = ConnectionCredentials(
-        base_url=base_url(params), account=str(account), user=str(connection.login or ""), context=context
+        base_url=base_url(params),
+        account=str(account),
+        user=str(connection.login or ""),
+        context=context,
+        read_timeout=read_timeout(extra),
     )
     if str(_extra(extra, "authenticator") or "").lower() == "programmatic_access_token":
         if not connection.password:

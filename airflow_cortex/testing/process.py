@@ -8,6 +8,7 @@ back what it printed (its last line counts the logins and queries it served).
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import tempfile
@@ -41,6 +42,20 @@ class EmulatorProcess:
     def connection(self) -> str:
         """The Airflow connection (JSON) that points at the running emulator."""
         return self.connection_file.read_text()
+
+    @property
+    def url(self) -> str:
+        """The emulator's base address."""
+        extra = json.loads(self.connection)["extra"]
+        return f"{extra.get('protocol', 'https')}://{extra['host']}:{extra['port']}"
+
+    def stats(self) -> dict[str, int]:
+        """What it has served so far (logins, queries, SQL API requests, jobs): a caller takes
+        the difference around the part it measures."""
+        import urllib.request
+
+        with urllib.request.urlopen(f"{self.url}/cortex-emulator/stats", timeout=10) as response:  # noqa: S310
+            return {key: int(value) for key, value in json.load(response).items()}
 
     def start(self) -> EmulatorProcess:
         with self.log_file.open("wb") as log:

@@ -29,6 +29,15 @@ injected with ``cortex_emulator.faults`` reach the provider after one second of 
 own retries instead of minutes. The emulator serves HTTPS (``tls=False`` in the marker for
 plain HTTP), so stock ``SnowflakeHook``-based operators reach it too; the fixture points
 ``REQUESTS_CA_BUNDLE`` at a bundle that trusts its certificate.
+
+``transport="sql_api"`` in the marker (or the ``cortex_transport`` fixture, which a test can
+parametrize to run over both) makes the connection a programmatic access token the emulator
+issued, with ``"transport": "sql_api"``: every statement then goes over the SQL API, as a
+key-pair or PAT connection's do in production. The default is the emulator's password
+connection, which uses the connector::
+
+    @pytest.mark.parametrize("cortex_transport", ["connector", "sql_api"])
+    def test_my_dag_on_both(cortex_connection, cortex_dags): ...
 """
 
 from __future__ import annotations
@@ -45,7 +54,8 @@ if TYPE_CHECKING:
     from airflow_cortex.testing.dagruns import DagRunner
 
 DEFAULT_CONN_ID = "cortex_emulator"
-_CONNECTION_KEYS = ("database", "schema", "conn_id", "connection_extra")
+_CONNECTION_KEYS = ("database", "schema", "conn_id", "connection_extra", "transport")
+TRANSPORTS = ("connector", "sql_api")
 _HOME_INI = "cortex_airflow_home"
 _DAGS_INI = "cortex_dags_folder"
 
@@ -76,7 +86,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "cortex_emulator(**kwargs): settings for the cortex_emulator fixture (pending_seconds, "
-        "training_seconds, clock, tls, database, schema, conn_id, connection_extra)",
+        "training_seconds, clock, tls, database, schema, conn_id, connection_extra, transport)",
     )
 
 
@@ -124,8 +134,24 @@ def cortex_emulator(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPa
 
 
 @pytest.fixture
+def cortex_transport(request: pytest.FixtureRequest) -> str:
+    """How ``cortex_connection``'s statements travel: ``connector`` (a password) or ``sql_api``
+    (an issued PAT); the marker's ``transport``, else ``connector``. Parametrize it to run a
+    test over both."""
+    transport = str(_marker_kwargs(request).get("transport", "connector"))
+    if transport not in TRANSPORTS:
+        raise pytest.UsageError(
+            f"cortex_emulator(transport=...) must be one of {TRANSPORTS}, not {transport!r}"
+        )
+    return transport
+
+
+@pytest.fixture
 def cortex_connection(
-    cortex_emulator: Any, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+    cortex_emulator: Any,
+    cortex_transport: str,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> str:
     """The id of a ``snowflake`` Airflow connection to the emulator, set as an environment variable."""
     kwargs = _marker_kwargs(request)
@@ -133,6 +159,9 @@ def cortex_connection(
     connection = cortex_emulator.airflow_connection(
         database=kwargs.get("database", "CORTEX_TEST"), schema=kwargs.get("schema", "PUBLIC")
     )
+    if cortex_transport == "sql_api":
+        connection["password"] = cortex_emulator.sql_api_auth.issue_token(connection["login"])
+        connection["extra"].update(authenticator="programmatic_access_token", transport="sql_api")
     connection["extra"].update(kwargs.get("connection_extra", {}))
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(connection))
     return str(conn_id)

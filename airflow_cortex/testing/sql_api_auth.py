@@ -21,6 +21,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,9 @@ class SqlApiAuth:
         """token -> (USER, token type)."""
         self.refused = 0
         """Requests refused so far (a test can prove a bad credential never ran a statement)."""
+        self.accepted: deque[dict[str, str]] = deque(maxlen=1024)
+        """The latest requests let in: ``TOKEN_TYPE`` and the ``TOKEN`` each carried, so a test can
+        prove which credential really reached the wire (as ``logins`` does for the connector)."""
 
     def trust_public_key(self, user: str, public_key: Any) -> str:
         """Register ``public_key`` (an object or PEM text/bytes) for ``user``; return its fingerprint."""
@@ -89,9 +93,13 @@ class SqlApiAuth:
     def check(self, headers: Mapping[str, str]) -> Refusal | None:
         """``None`` if the request's credentials are good, else why they are not."""
         refusal = self._judge(headers)
-        if refusal is not None:
-            with self._lock:
+        with self._lock:
+            if refusal is not None:
                 self.refused += 1
+            else:
+                _, _, token = (headers.get("authorization") or "").partition(" ")
+                kind = (headers.get(TOKEN_TYPE_HEADER) or "").upper() or KEYPAIR_JWT
+                self.accepted.append({"TOKEN_TYPE": kind, "TOKEN": token.strip()})
         return refusal
 
     def _judge(self, headers: Mapping[str, str]) -> Refusal | None:

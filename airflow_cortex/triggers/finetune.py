@@ -220,12 +220,17 @@ class CortexFineTuneTrigger(BaseTrigger):
         return AsyncSqlApiClient(from_connection(connection, overrides))
 
     async def _wait_sql_api(self) -> dict[str, Any]:
-        from airflow_cortex.sqlapi import jobs
-
+        # Imported off the loop, like the hook: the first trigger must not stall the others.
+        jobs = await _off_loop(importlib.import_module, "airflow_cortex.sqlapi.jobs")
         clients = _sql_api_clients()
         client = await clients.acquire(self._hook_key, self._make_sql_api_client)
         try:
             waiter = Waiter(self.job_id, self.poll_interval, self.deadline, self.log, self.retry_policy)
+            # Every poll here is awaited on the loop, with no thread pool to queue them: triggers
+            # that start together (a triggerer restart, a fan-out DAG) would poll, and handle
+            # their answers, in the same instant. The first poll at a random point of the first
+            # interval spreads them; the job was just created or was seen running before.
+            await asyncio.sleep(waiter.first_delay())
             while True:
                 try:
                     step = waiter.observed(await jobs.describe(client, self.job_id, self.log))
