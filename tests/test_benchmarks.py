@@ -57,7 +57,19 @@ def test_waiting_benchmark_runs_and_shows_one_login_for_all_triggers():
     for n, _first, _wall, _cpu, _stall, _stall_no_gc, _gcs, _rss, logins, queries in connector:
         assert logins == "1"  # every trigger on the connection shares one session
         assert int(queries) >= int(n)
-    for n, _wall, _cpu, _stall, _stall_no_gc, _gcs, _rss, logins, requests, connector_modules in sql_api:
+    for (
+        n,
+        _first,
+        _wall,
+        _cpu,
+        _stall,
+        _stall_no_gc,
+        _gcs,
+        _rss,
+        logins,
+        requests,
+        connector_modules,
+    ) in sql_api:
         assert logins == "0"  # no login at all
         assert int(requests) >= int(n)  # one SQL API request per poll
         assert connector_modules == "0"  # the trigger process never imported the connector
