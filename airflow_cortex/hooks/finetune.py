@@ -17,7 +17,7 @@ from airflow_cortex.exceptions import (
     CortexTransientError,
     job_not_found,
 )
-from airflow_cortex.hooks.transport import Transport, resolve_transport, sql_api_client
+from airflow_cortex.hooks.transport import Transport, resolve_transport, seconds_extra, sql_api_client
 from airflow_cortex.jobcontrol.reattach import UNVERIFIED, VERIFIED, match
 from airflow_cortex.links import snowsight_base_url
 from airflow_cortex.names import parse_identifier
@@ -117,15 +117,8 @@ class CortexFineTuneHook(SnowflakeHook):
                 )
             conn_config["protocol"] = protocol
         for name in _TIMEOUT_EXTRAS:
-            value = extra_dict.get(name)
-            if value in (None, ""):
-                continue
-            try:
-                conn_config[name] = int(value)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"Connection extra {name!r} must be a number of seconds, got {value!r}"
-                ) from None
+            if (seconds := seconds_extra(name, extra_dict.get(name))) is not None:
+                conn_config[name] = seconds
         if isinstance(conn_config.get("port"), str):
             try:
                 conn_config["port"] = int(conn_config["port"])

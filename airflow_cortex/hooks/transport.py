@@ -37,6 +37,17 @@ def resolve_transport(choice: object, conn_params: dict[str, Any]) -> Transport:
     return "sql_api" if value == "sql_api" else "connector"
 
 
+def seconds_extra(name: str, value: Any) -> int | None:
+    """A timeout extra (``login_timeout``, ``network_timeout``, ``socket_timeout``) in whole
+    seconds, ``None`` if unset; read the same way for the connector and the SQL API."""
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"Connection extra {name!r} must be a number of seconds, got {value!r}") from None
+
+
 def sql_api_credential(conn_params: dict[str, Any]) -> str | None:
     """The SQL API credential a connection has (``KEYPAIR_JWT``, ``OAUTH``, a PAT), or ``None``."""
     authenticator = str(conn_params.get("authenticator") or "").lower()

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from airflow_cortex.hooks.transport import base_url
+from airflow_cortex.hooks.transport import base_url, seconds_extra
 
 _PREFIX = "extra__snowflake__"
 
@@ -66,12 +66,8 @@ class ConnectionCredentials:
 def read_timeout(extra: dict[str, Any]) -> float | None:
     """The ``socket_timeout`` extra, which bounds the connector's reads, as the SQL API's read
     timeout: one setting makes a stalled answer a retried network fault on either transport."""
-    value = _extra(extra, "socket_timeout")
-    try:
-        seconds = float(value) if value not in (None, "") else None
-    except (TypeError, ValueError):
-        raise ValueError(f"The socket_timeout extra must be a number of seconds, got {value!r}") from None
-    return seconds if seconds is not None and seconds > 0 else None
+    seconds = seconds_extra("socket_timeout", _extra(extra, "socket_timeout"))
+    return float(seconds) if seconds is not None and seconds > 0 else None
 
 
 def sql_api_supported(connection: Any) -> bool:

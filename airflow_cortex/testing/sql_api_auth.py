@@ -92,29 +92,28 @@ class SqlApiAuth:
 
     def check(self, headers: Mapping[str, str]) -> Refusal | None:
         """``None`` if the request's credentials are good, else why they are not."""
-        refusal = self._judge(headers)
+        refusal, kind, token = self._judge(headers)
         with self._lock:
             if refusal is not None:
                 self.refused += 1
             else:
-                _, _, token = (headers.get("authorization") or "").partition(" ")
-                kind = (headers.get(TOKEN_TYPE_HEADER) or "").upper() or KEYPAIR_JWT
-                self.accepted.append({"TOKEN_TYPE": kind, "TOKEN": token.strip()})
+                self.accepted.append({"TOKEN_TYPE": kind, "TOKEN": token})
         return refusal
 
-    def _judge(self, headers: Mapping[str, str]) -> Refusal | None:
+    def _judge(self, headers: Mapping[str, str]) -> tuple[Refusal | None, str, str]:
+        """Why the request's credential is refused (``None``: it is good), its type and token."""
         scheme, _, token = (headers.get("authorization") or "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return Refusal("390101", "Authorization header is missing or is not a bearer token.")
         token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            return Refusal("390101", "Authorization header is missing or is not a bearer token."), "", token
         kind = (headers.get(TOKEN_TYPE_HEADER) or "").upper()
         if kind == KEYPAIR_JWT or (not kind and token.count(".") == 2):
-            return self._check_jwt(token)
+            return self._check_jwt(token), KEYPAIR_JWT, token
         with self._lock:
             issued = self._tokens.get(token)
         if issued is None or (kind and issued[1] != kind):
-            return Refusal("390303", "Invalid OAuth access token.")
-        return None
+            return Refusal("390303", "Invalid OAuth access token."), kind, token
+        return None, issued[1], token
 
     def _check_jwt(self, token: str) -> Refusal | None:
         import jwt
