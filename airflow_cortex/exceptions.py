@@ -112,6 +112,13 @@ class CortexBudgetExceededError(ValueError, AirflowFailException):
         super().__init__(message)
 
 
+class CortexRetrySafetyWarning(UserWarning):
+    """This Airflow cannot make "a retry never pays twice" unconditional (no task state store).
+
+    Issued when the DAG is parsed, once per operator, so the team sees it before a retry costs.
+    """
+
+
 # How Snowflake says an object does not exist (or the role may not see it): SQL state 02000
 # ("no data") and error 2003 ("... does not exist or not authorized"), from its errors for
 # unknown objects. FINETUNE's own answer for an unknown job id is unpublished: the emulator's is a

@@ -30,7 +30,12 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, CronDataIntervalTimetable, XComArg, task
+from airflow.sdk import DAG, Asset, XComArg, task
+
+try:  # Airflow 3.2+ exports the timetables from the Task SDK
+    from airflow.sdk import CronDataIntervalTimetable
+except ImportError:  # Airflow 3.0 and 3.1
+    from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
 from airflow_cortex.operators.finetune import CortexFineTuneOperator

@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
-# Create (or refresh) the project's virtual environment in .venv with everything the demo and
-# the tests need. Idempotent and quick when nothing changed. Needs only python3 (>= 3.10) with
-# venv, and access to PyPI.
+# Create (or refresh) a virtual environment with everything the demo and the tests need.
+# Idempotent and quick when nothing changed. Needs only python3 (>= 3.11) with venv, and access
+# to PyPI.
+#
+#   ./scripts/bootstrap.sh                      .venv, on the primary Airflow (constraints.txt)
+#   CORTEX_AIRFLOW=3.1 ./scripts/bootstrap.sh   .venv-airflow-3.1, on constraints/airflow-3.1.txt
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-VENV="${CORTEX_VENV:-$ROOT/.venv}"
 PYTHON="${PYTHON:-python3}"
 UV_VERSION="0.13.9"
+if [ -n "${CORTEX_AIRFLOW:-}" ]; then
+    CONSTRAINTS="$ROOT/constraints/airflow-$CORTEX_AIRFLOW.txt"
+    VENV="${CORTEX_VENV:-$ROOT/.venv-airflow-$CORTEX_AIRFLOW}"
+    if [ ! -f "$CONSTRAINTS" ]; then
+        echo "No pinned set for Airflow $CORTEX_AIRFLOW: $CONSTRAINTS does not exist." >&2
+        echo "Supported: the primary (constraints.txt) and $(cd "$ROOT/constraints" && ls airflow-*.txt | sed 's/^airflow-//; s/\.txt$//' | tr '\n' ' ')" >&2
+        exit 2
+    fi
+else
+    CONSTRAINTS="$ROOT/constraints.txt"
+    VENV="${CORTEX_VENV:-$ROOT/.venv}"
+fi
 
 if [ ! -x "$VENV/bin/python" ]; then
     echo "==> creating virtual environment $VENV" >&2
@@ -15,11 +29,11 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 
 stamp="$VENV/.airflow-cortex-installed"
-want="$(cat "$ROOT/pyproject.toml" "$ROOT/constraints.txt" | sha256sum | cut -d' ' -f1)"
+want="$(cat "$ROOT/pyproject.toml" "$CONSTRAINTS" | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
-    echo "==> installing airflow-cortex and its test tools into $VENV" >&2
+    echo "==> installing airflow-cortex and its test tools into $VENV ($(grep '^apache-airflow==' "$CONSTRAINTS"))" >&2
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
     "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" \
-        --constraint "$ROOT/constraints.txt" --editable "$ROOT[dev]"
+        --constraint "$CONSTRAINTS" --editable "$ROOT[dev]"
     echo "$want" > "$stamp"
 fi

@@ -5,6 +5,11 @@
 #   ./scripts/test.sh --all      everything, as CI runs it: then the slow tier (benchmark smoke runs,
 #                                CLI processes, the release check) and, last and one at a time, the
 #                                timing-sensitive tests (multi-process deployments, fault scenarios)
+#   ./scripts/test.sh --airflow 3.1   the tests marked `versions` (operator, sensor, trigger, hook,
+#                                retry/reattach, example DAGs, provider registration, a plain DAG)
+#                                on another supported Airflow, in its own venv from its pinned set
+#                                (constraints/airflow-3.1.txt); more arguments go to pytest
+#   ./scripts/test.sh --matrix       the same on every other supported Airflow, one after another
 #   ./scripts/test.sh tests/test_hook.py -k describe     any other arguments go to pytest as they are
 #
 # CORTEX_TEST_WORKERS sets how many test processes run side by side (default 4: the tests mostly
@@ -12,9 +17,44 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WORKERS="${CORTEX_TEST_WORKERS:-4}"
+
+# The version matrix: every supported Airflow line besides the primary one.
+other_airflows() {
+    (cd "$ROOT/constraints" && ls airflow-*.txt | sed 's/^airflow-//; s/\.txt$//' | sort -V)
+}
+
+# One other Airflow: its own venv and pinned set; lint and types are checked on the primary only.
+on_airflow() {
+    local line="$1"
+    shift
+    CORTEX_AIRFLOW="$line" CORTEX_VENV="$ROOT/.venv-airflow-$line" "$ROOT/scripts/bootstrap.sh"
+    echo "==> pytest on Airflow $line: the tests marked 'versions'" >&2
+    "$ROOT/.venv-airflow-$line/bin/python" -m pytest -m "versions and not slow and not serial" \
+        -n "$WORKERS" -p no:cacheprovider "$@"
+}
+
+if [ "${1:-}" = "--airflow" ]; then
+    line="${2:?usage: test.sh --airflow X.Y [pytest arguments]}"
+    shift 2
+    cd "$ROOT"
+    on_airflow "$line" "$@"
+    exit
+fi
+if [ "${1:-}" = "--matrix" ]; then
+    shift
+    cd "$ROOT"
+    failed=0
+    for line in $(other_airflows); do
+        line_started=$SECONDS
+        on_airflow "$line" "$@" || failed=1
+        echo "==> Airflow $line in $((SECONDS - line_started)) s" >&2
+    done
+    exit "$failed"
+fi
+
 "$ROOT/scripts/bootstrap.sh"
 VENV="${CORTEX_VENV:-$ROOT/.venv}"
-WORKERS="${CORTEX_TEST_WORKERS:-4}"
 cd "$ROOT"
 
 echo "==> ruff" >&2

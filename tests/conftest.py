@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+from importlib.metadata import version as distribution_version
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,16 @@ load_dag = DAGS.get
 task_states = DagRunner.task_states
 try_numbers = DagRunner.try_numbers
 
+
+#: Airflow 3.0's dag.test() resumes a retry of a task that failed after a deferral at
+#: execute_complete with the old trigger event (every try reports the first try's job and
+#: outcome); 3.1+ runs execute again. Measured with dag.test() only, not in a deployment.
+#: (Read from the distribution's metadata: importing airflow here would precede isolate().)
+AIRFLOW_3_0_DEFERRED_RETRY = pytest.mark.xfail(
+    distribution_version("apache-airflow-core").startswith("3.0."),
+    reason="Airflow 3.0 dag.test(): a retry after a deferral resumes at execute_complete",
+    strict=True,
+)
 
 #: Connector timeouts of one second: a fault reaches the provider after one second of the
 #: connector's own retries, not minutes.

@@ -7,9 +7,10 @@ connector and the emulator, and the task instance's own try count is what is ass
 from __future__ import annotations
 
 import pytest
-from conftest import FAST_FAILING, run_dag, task_states, try_numbers, xcom_value
+from conftest import AIRFLOW_3_0_DEFERRED_RETRY, FAST_FAILING, run_dag, task_states, try_numbers, xcom_value
 
 from airflow_cortex.testing.engine import ScriptedOutcome
+from airflow_cortex.version_compat import HAS_TASK_STATE_STORE
 
 pytestmark = pytest.mark.airflow
 
@@ -75,7 +76,14 @@ def test_job_cancelled_outside_the_task_is_not_replaced_by_a_retry(airflow_db, s
     assert seeded.engine.job_count == 1
 
 
-@pytest.mark.parametrize("dag_id", ["cortex_test_failfast_worker", "cortex_test_failfast_deferred"])
+@pytest.mark.versions
+@pytest.mark.parametrize(
+    "dag_id",
+    [
+        "cortex_test_failfast_worker",
+        pytest.param("cortex_test_failfast_deferred", marks=AIRFLOW_3_0_DEFERRED_RETRY),
+    ],
+)
 def test_job_failed_by_the_service_is_retried_with_a_new_job(
     airflow_db, seeded, cortex_connection, dag_id, capsys
 ):
@@ -85,10 +93,15 @@ def test_job_failed_by_the_service_is_retried_with_a_new_job(
     assert try_numbers(run)["finetune"] == 2
     statuses = sorted(job["status"] for job in seeded.engine.show())
     assert statuses == ["ERROR", "SUCCESS"]
-    assert "Prior job in terminal state, resubmitting fresh" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    if HAS_TASK_STATE_STORE:  # the recorded id, read back and found ended
+        assert "Prior job in terminal state, resubmitting fresh" in out
+    else:  # this run's jobs, listed and matched: the failed one is never reattached to
+        assert "No job from an earlier try matches this request; submitting a new one" in out
 
 
 @FAST_FAILING
+@pytest.mark.versions
 def test_transient_fault_still_retries(airflow_db, seeded, cortex_connection, capsys):
     """CREATE's answer is lost on the network: try 1 fails, try 2 reattaches to the job."""
     seeded.faults.lose_response(sql_contains="'CREATE'")
@@ -100,4 +113,7 @@ def test_transient_fault_still_retries(airflow_db, seeded, cortex_connection, ca
     assert xcom_value(run, "finetune") == job["id"]
     out = capsys.readouterr().out
     assert "could not reach Snowflake" in out
-    assert f"Job {job['id']} is owned by try 2" in out
+    if HAS_TASK_STATE_STORE:
+        assert f"Job {job['id']} is owned by try 2" in out
+    else:
+        assert f"Reattaching to job {job['id']}" in out

@@ -10,6 +10,8 @@ from airflow_cortex.exceptions import CortexFineTuneError, CortexValidationError
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
 from airflow_cortex.testing import ScriptedOutcome
 
+pytestmark = pytest.mark.versions
+
 
 @pytest.fixture
 def hook(cortex_emulator, cortex_connection):

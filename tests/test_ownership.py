@@ -88,3 +88,10 @@ def test_trigger_cancels_exactly_when_the_user_ended_the_task(state):
 
 def test_cancel_hint_quotes_the_job_id():
     assert cancel_statement_hint("ft_'x") == "SELECT SNOWFLAKE.CORTEX.FINETUNE('CANCEL', 'ft_''x')"
+
+
+def test_a_trigger_cancelled_while_still_deferred_leaves_the_job():
+    """Below Airflow 3.3 a triggerer restart cancels the trigger too; the task is still deferred."""
+    verdict = trigger_kill_verdict("ft_1", "deferred")
+    assert not verdict.cancel
+    assert "still deferred" in verdict.reason

@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 
 
+@pytest.mark.versions
 def test_provider_info_is_registered_and_valid():
     (entry,) = [
         e for e in entry_points(group="apache_airflow_provider") if e.value.startswith("airflow_cortex")

@@ -33,6 +33,8 @@ from airflow_cortex.statements import build_finetune_request
 from airflow_cortex.testing.engine import ScriptedOutcome
 from airflow_cortex.triggers.finetune import CortexFineTuneTrigger
 
+pytestmark = pytest.mark.versions
+
 
 class _Log:
     def __init__(self) -> None:
@@ -154,6 +156,42 @@ def test_user_kill_cancels_the_job_only_when_the_user_ended_the_task(
         await trigger.on_kill()
 
     asyncio.run(kill_while_waiting())
+    assert seeded.engine.describe(job_id)["status"] == expected
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=60)
+@pytest.mark.parametrize(
+    ("cancel_on_kill", "ti_state", "expected"),
+    [
+        (True, "failed", "CANCELLED"),  # the user marked the deferred task failed
+        (True, "deferred", "IN_PROGRESS"),  # the triggerer restarted: the next one takes over
+        (True, None, "IN_PROGRESS"),  # cleared: the newer try reattaches
+        (False, "failed", "IN_PROGRESS"),
+    ],
+)
+def test_before_airflow_3_3_a_cancelled_trigger_decides_itself(
+    seeded, cortex_connection, monkeypatch, cancel_on_kill, ti_state, expected
+):
+    """Below 3.3 the triggerer cancels run() on a kill and on its own restart, and never calls
+    on_kill: the trigger calls it, and the task instance's state tells the two apart."""
+    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+    from airflow_cortex.triggers import finetune as trigger_module
+
+    monkeypatch.setattr(trigger_module, "TRIGGERER_CALLS_ON_KILL", False)
+    job_id = CortexFineTuneHook(snowflake_conn_id=cortex_connection).create_finetune_job(
+        "t", "llama3.1-8b", "SELECT prompt, completion FROM train"
+    )
+    trigger = _trigger(cortex_connection, job_id, cancel_on_kill=cancel_on_kill)
+    monkeypatch.setattr(trigger, "_task_instance_state", lambda: ti_state)
+
+    async def cancel_while_waiting():
+        task = asyncio.ensure_future(_first_event(trigger))
+        await asyncio.sleep(0.5)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(cancel_while_waiting())
     assert seeded.engine.describe(job_id)["status"] == expected
 
 

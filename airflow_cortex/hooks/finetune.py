@@ -51,7 +51,11 @@ def _is_transient(exc: BaseException) -> bool:
     """Whether a connector error is worth retrying: the network or the service, not the statement."""
     from snowflake.connector import errors
 
-    if isinstance(exc, (errors.RevocationCheckError, errors.NonRetryableTlsError)):
+    # A certificate that fails its revocation check or a TLS handshake that cannot succeed
+    # (NonRetryableTlsError, connector 4.x; 3.x, which pyproject allows, lacks it).
+    names = ("RevocationCheckError", "NonRetryableTlsError")
+    never = tuple(getattr(errors, name) for name in names if hasattr(errors, name))
+    if isinstance(exc, never):
         return False
     if isinstance(exc, (errors.ProgrammingError, errors.IntegrityError, errors.DataError)):
         return False

@@ -150,4 +150,6 @@ def trigger_kill_verdict(job_id: str, ti_state: str | None) -> KillVerdict:
         return _ended(job_id, ti_state)
     if ti_state == UNKNOWN:
         return _unverifiable(job_id, "the task instance's state")
+    if ti_state == "deferred":  # before Airflow 3.3 a triggerer restart also lands here
+        return _leave(job_id, "the task instance is still deferred (the triggerer stopped, not the task)")
     return _handed_over(job_id, ti_state)

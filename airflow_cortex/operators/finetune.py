@@ -17,6 +17,7 @@ from airflow_cortex.exceptions import (
     CortexExistingJobError,
     CortexFineTuneError,
     CortexJobNotFoundError,
+    CortexRetrySafetyWarning,
     CortexValidationError,
 )
 from airflow_cortex.jobcontrol.ownership import OWNER_KEY, KillVerdict, Ownership, worker_kill_verdict
@@ -47,6 +48,7 @@ from airflow_cortex.task_support import (
     task_instance_state,
     validate_transport,
 )
+from airflow_cortex.version_compat import HAS_TASK_STATE_STORE, retry_safety_notice
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -199,8 +201,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         **kwargs: Any,
     ) -> None:
         policy = validate_policy(existing_job_policy)
-        if policy == "always_create":
-            kwargs["durable"] = False
+        if policy == "always_create" and HAS_TASK_STATE_STORE:
+            kwargs["durable"] = False  # below 3.3 nothing is durable, and the mixin warns if told
         if model_asset is not None:
             if not wait_for_completion:
                 raise CortexValidationError(
@@ -234,6 +236,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         self.role = role
         self.transport = validate_transport(transport)
         self._check_untemplated_arguments()
+        if not HAS_TASK_STATE_STORE and policy != "always_create":
+            warnings.warn(retry_safety_notice(self.task_id), CortexRetrySafetyWarning, stacklevel=2)
         self._job_id: str | None = None
         self._observed: FineTuneJob | None = None
         self._concluded = False

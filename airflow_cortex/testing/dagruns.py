@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 
-def _dag_bag_class() -> Any:
+def dag_bag_class() -> Any:
+    """Airflow's ``DagBag``, wherever this version keeps it."""
     import importlib
 
     try:  # Airflow 3.2+
@@ -37,7 +38,7 @@ class DagRunner:
 
     def get(self, dag_id: str) -> Any:
         """The DAG ``dag_id``; fails naming every file that did not import."""
-        bag = _dag_bag_class()(dag_folder=str(self.dags_folder))
+        bag = dag_bag_class()(dag_folder=str(self.dags_folder))
         if bag.import_errors:
             details = "\n".join(f"{path}:\n{error}" for path, error in bag.import_errors.items())
             raise DagImportError(f"DAG files in {self.dags_folder} failed to import:\n{details}")

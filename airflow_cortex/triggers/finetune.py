@@ -14,6 +14,7 @@ from airflow_cortex.exceptions import CortexFineTuneError
 from airflow_cortex.jobcontrol.ownership import UNKNOWN, trigger_kill_verdict
 from airflow_cortex.jobcontrol.waiting import DEFAULT_POLL_INTERVAL, RetryPolicy, Waiter
 from airflow_cortex.task_support import build_hook, connection_settings, task_instance_state
+from airflow_cortex.version_compat import TRIGGERER_CALLS_ON_KILL
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -22,6 +23,10 @@ if TYPE_CHECKING:
     from airflow_cortex.sqlapi.aio import AsyncSqlApiClient
 
 T = TypeVar("T")
+
+#: Seconds the trigger gives its own on_kill before Airflow 3.3 (the default of 3.3's
+#: ``[triggerer] on_kill_timeout``, which bounds the call from 3.3 on).
+ON_KILL_TIMEOUT = 30.0
 
 #: Threads that run the (blocking) Snowflake connector for every Cortex trigger in this process.
 #: Bounded, and separate from the event loop's default executor, so hundreds of waiting jobs
@@ -243,17 +248,33 @@ class CortexFineTuneTrigger(BaseTrigger):
             await asyncio.shield(clients.release(self._hook_key))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        try:
+            event = await self._wait_on_transport()
+        except asyncio.CancelledError:
+            if self.cancel_on_kill and not TRIGGERER_CALLS_ON_KILL:
+                # Before Airflow 3.3 the triggerer only cancels this coroutine, on a user's kill
+                # and on its own restart alike; on_kill tells them apart by the task instance's
+                # state (still DEFERRED after a restart: the job is left to the next triggerer).
+                # Bounded as 3.3's triggerer bounds on_kill ([triggerer] on_kill_timeout).
+                try:
+                    await asyncio.wait_for(asyncio.shield(self.on_kill()), ON_KILL_TIMEOUT)
+                except asyncio.TimeoutError:
+                    self.log.warning(
+                        "Task killed: no decision on job %s within %s s", self.job_id, ON_KILL_TIMEOUT
+                    )
+            raise
+        yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+
+    async def _wait_on_transport(self) -> dict[str, Any]:
         if self.transport == "sql_api":
-            yield TriggerEvent(await self._wait_sql_api())  # type: ignore[no-untyped-call]
-            return
+            return await self._wait_sql_api()
         hook = await self._acquire_hook()
         try:
-            event = await self._wait(hook)
+            return await self._wait(hook)
         finally:
             # Shielded: a cancelled trigger (triggerer shutdown, user kill) still gives back
             # its share of the session, and the last one out logs out.
             await asyncio.shield(self._release_hook())
-        yield TriggerEvent(event)  # type: ignore[no-untyped-call]
 
     async def _wait(self, hook: CortexFineTuneHook) -> dict[str, Any]:
         waiter = Waiter(self.job_id, self.poll_interval, self.deadline, self.log, self.retry_policy)
@@ -271,8 +292,9 @@ class CortexFineTuneTrigger(BaseTrigger):
     async def on_kill(self) -> None:
         """Cancel the job only if the user ended the task; a clear leaves it to the newer try.
 
-        Airflow (3.3+) calls this for mark failed, mark success *and* clear. After a clear, the
-        newer try reattaches to this job, and a cancel landing then would fail it (see
+        Airflow (3.3+) calls this for mark failed, mark success *and* clear; on older versions
+        :meth:`run` calls it when the triggerer cancels the trigger, which a restart does too.
+        After a clear, the newer try reattaches to this job, and a cancel landing then would fail it (see
         :mod:`airflow_cortex.jobcontrol.ownership`). The task instance's state tells them apart.
         """
         if not self.cancel_on_kill:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 
-from airflow.providers.common.compat.sdk import DAG
+from airflow.providers.common.compat.sdk import DAG, task
 
 from airflow_cortex.jobcontrol.waiting import RetryPolicy
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
@@ -184,3 +184,40 @@ for _mode in ("poke", "deferred", "reschedule"):
 _wait_dag("cortex_test_failfast_worker", deferrable=False, retries=3)
 _wait_dag("cortex_test_failfast_deferred", deferrable=True, retries=3)
 _wait_dag("cortex_test_failfast_policy", deferrable=False, retries=3, existing_job_policy="fail")
+
+# --- every supported Airflow version: Airflow itself, then the whole path a pipeline takes ---------
+
+with DAG(dag_id="cortex_test_plain", schedule=None, start_date=datetime(2026, 1, 1)):
+
+    @task
+    def _plain() -> int:
+        return 42
+
+    _plain()
+
+with DAG(dag_id="cortex_test_pipeline", schedule=None, start_date=datetime(2026, 1, 1), params=WAIT_PARAMS):
+    _tuned = CortexFineTuneOperator(
+        task_id="finetune",
+        snowflake_conn_id=CONN_ID,
+        model_name="{{ params.model_name }}",
+        base_model="llama3.1-8b",
+        training_data_query="{{ params.training_data_query }}",
+        poll_interval=0.1,
+        deferrable=True,
+        retries=0,
+    )
+    _sensed = CortexFineTuneSensor(
+        task_id="wait",
+        snowflake_conn_id=CONN_ID,
+        job_id=_tuned.output,  # type: ignore[arg-type]
+        poke_interval=0.1,
+        timeout=60,
+        deferrable=True,
+        retries=0,
+    )
+
+    @task
+    def promote(model: str) -> str:
+        return f"promoted {model}"
+
+    _sensed >> promote(_tuned.output["model"])  # type: ignore[index]

@@ -1,0 +1,32 @@
+"""What must hold on every supported Airflow version (./scripts/test.sh --airflow X.Y).
+
+A plain DAG first, so a broken pinned set shows as Airflow failing rather than as this provider
+failing; then the path a retraining pipeline takes: a deferred fine-tune, a deferred sensor on
+its job, and a task that reads the tuned model from XCom, for one paid job.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import run_dag, task_states, xcom_value
+
+pytestmark = [pytest.mark.airflow, pytest.mark.versions]
+
+
+def test_a_plain_dag_runs(airflow_db):
+    run = run_dag("cortex_test_plain")
+    assert run.state == "success", task_states(run)
+    assert xcom_value(run, "_plain") == 42
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=1.0)
+def test_deferred_operator_deferred_sensor_and_a_model_reader_pay_for_one_job(
+    airflow_db, seeded, cortex_connection
+):
+    run = run_dag("cortex_test_pipeline")
+    assert run.state == "success", task_states(run)
+    (job,) = seeded.engine.show()
+    assert job["status"] == "SUCCESS"
+    assert seeded.engine.job_count == 1
+    assert xcom_value(run, "finetune") == xcom_value(run, "wait")["job_id"] == job["id"]
+    assert xcom_value(run, "promote") == "promoted CORTEX_TEST.PUBLIC.waited_model"
