@@ -118,71 +118,30 @@ def test_deadline_gives_a_timeout_event(seeded, cortex_connection):
         job_from_event(event.payload)
 
 
-@pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=60)
-@pytest.mark.parametrize(
-    ("cancel_on_kill", "ti_state", "expected"),
-    [
-        (True, "failed", "CANCELLED"),  # marked failed: the user ends the task
-        (True, "success", "CANCELLED"),  # marked success
-        (True, None, "IN_PROGRESS"),  # cleared: the newer try reattaches to the job
-        (True, "queued", "IN_PROGRESS"),
-        (True, "running", "IN_PROGRESS"),  # the newer try already runs
-        (True, UNKNOWN, "IN_PROGRESS"),  # cannot tell: never risk failing a newer try
-        (False, "failed", "IN_PROGRESS"),
-    ],
-)
-def test_user_kill_cancels_the_job_only_when_the_user_ended_the_task(
-    seeded, cortex_connection, monkeypatch, cancel_on_kill, ti_state, expected
-):
-    """What the triggerer does when a user acts on a deferred task: cancel run(), then on_kill().
+def _cancel_while_training(
+    conn_id: str,
+    monkeypatch,
+    *,
+    cancel_on_kill: bool,
+    ti_state,
+    triggerer_calls_on_kill: bool,
+    linger: float = 0.0,
+) -> str:
+    """Start a job, wait on it, and cancel the wait as the triggerer does; returns the job id.
 
     The state the task instance is left in is what the API server would answer (the deployment
-    test reads it for real); here it is given, to reach every branch.
+    test reads it for real); here it is given, to reach every branch. From Airflow 3.3 the
+    triggerer then calls on_kill; before, the trigger must call it itself.
     """
-    from airflow_cortex.hooks.finetune import CortexFineTuneHook
-
-    job_id = CortexFineTuneHook(snowflake_conn_id=cortex_connection).create_finetune_job(
-        "t", "llama3.1-8b", "SELECT prompt, completion FROM train"
-    )
-    trigger = _trigger(cortex_connection, job_id, cancel_on_kill=cancel_on_kill)
-    monkeypatch.setattr(trigger, "_task_instance_state", lambda: ti_state)
-
-    async def kill_while_waiting():
-        task = asyncio.ensure_future(_first_event(trigger))
-        await asyncio.sleep(0.5)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        await trigger.on_kill()
-
-    asyncio.run(kill_while_waiting())
-    assert seeded.engine.describe(job_id)["status"] == expected
-
-
-@pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=60)
-@pytest.mark.parametrize(
-    ("cancel_on_kill", "ti_state", "expected"),
-    [
-        (True, "failed", "CANCELLED"),  # the user marked the deferred task failed
-        (True, "deferred", "IN_PROGRESS"),  # the triggerer restarted: the next one takes over
-        (True, None, "IN_PROGRESS"),  # cleared: the newer try reattaches
-        (False, "failed", "IN_PROGRESS"),
-    ],
-)
-def test_before_airflow_3_3_a_cancelled_trigger_decides_itself(
-    seeded, cortex_connection, monkeypatch, cancel_on_kill, ti_state, expected
-):
-    """Below 3.3 the triggerer cancels run() on a kill and on its own restart, and never calls
-    on_kill: the trigger calls it, and the task instance's state tells the two apart."""
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
     from airflow_cortex.triggers import finetune as trigger_module
 
-    monkeypatch.setattr(trigger_module, "TRIGGERER_CALLS_ON_KILL", False)
-    job_id = CortexFineTuneHook(snowflake_conn_id=cortex_connection).create_finetune_job(
+    monkeypatch.setattr(trigger_module, "TRIGGERER_CALLS_ON_KILL", triggerer_calls_on_kill)
+    job_id = CortexFineTuneHook(snowflake_conn_id=conn_id).create_finetune_job(
         "t", "llama3.1-8b", "SELECT prompt, completion FROM train"
     )
-    trigger = _trigger(cortex_connection, job_id, cancel_on_kill=cancel_on_kill)
-    monkeypatch.setattr(trigger, "_task_instance_state", lambda: ti_state)
+    trigger = _trigger(conn_id, job_id, cancel_on_kill=cancel_on_kill)
+    monkeypatch.setattr(trigger, "_task_instance_state", ti_state if callable(ti_state) else lambda: ti_state)
 
     async def cancel_while_waiting():
         task = asyncio.ensure_future(_first_event(trigger))
@@ -190,9 +149,67 @@ def test_before_airflow_3_3_a_cancelled_trigger_decides_itself(
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+        if triggerer_calls_on_kill:
+            await trigger.on_kill()
+        await asyncio.sleep(linger)  # the loop runs on, as a triggerer's does
 
     asyncio.run(cancel_while_waiting())
+    return job_id
+
+
+#: (triggerer calls on_kill, cancel_on_kill, the task instance's state then, the job's status after)
+KILLS = [
+    # Airflow 3.3+: the triggerer cancels the trigger, then calls on_kill on a user's action.
+    (True, True, "failed", "CANCELLED"),  # marked failed: the user ends the task
+    (True, True, "success", "CANCELLED"),  # marked success
+    (True, True, None, "IN_PROGRESS"),  # cleared: the newer try reattaches to the job
+    (True, True, "queued", "IN_PROGRESS"),
+    (True, True, "running", "IN_PROGRESS"),  # the newer try already runs
+    (True, True, UNKNOWN, "IN_PROGRESS"),  # cannot tell: never risk failing a newer try
+    (True, False, "failed", "IN_PROGRESS"),
+    # Before 3.3: it only cancels, on a kill and on its own restart alike; the trigger decides.
+    (False, True, "failed", "CANCELLED"),
+    (False, True, "deferred", "IN_PROGRESS"),  # the triggerer restarted: the next one takes over
+    (False, True, None, "IN_PROGRESS"),
+    (False, False, "failed", "IN_PROGRESS"),
+]
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=60)
+@pytest.mark.parametrize(("triggerer_calls_on_kill", "cancel_on_kill", "ti_state", "expected"), KILLS)
+def test_a_kill_cancels_the_job_only_when_the_user_ended_the_task(
+    seeded, cortex_connection, monkeypatch, triggerer_calls_on_kill, cancel_on_kill, ti_state, expected
+):
+    job_id = _cancel_while_training(
+        cortex_connection,
+        monkeypatch,
+        cancel_on_kill=cancel_on_kill,
+        ti_state=ti_state,
+        triggerer_calls_on_kill=triggerer_calls_on_kill,
+    )
     assert seeded.engine.describe(job_id)["status"] == expected
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=60)
+def test_before_airflow_3_3_an_unanswered_state_read_leaves_the_job(
+    seeded, cortex_connection, monkeypatch, capsys
+):
+    """The trigger bounds its own on_kill as 3.3's triggerer does: no answer in time, no cancel,
+    not even when the answer ("failed") arrives later while the triggerer's loop runs on."""
+    from airflow_cortex.triggers import finetune as trigger_module
+
+    monkeypatch.setattr(trigger_module, "ON_KILL_TIMEOUT", 0.3)
+    job_id = _cancel_while_training(
+        cortex_connection,
+        monkeypatch,
+        cancel_on_kill=True,
+        ti_state=lambda: time.sleep(1) or "failed",
+        triggerer_calls_on_kill=False,
+        linger=2.0,
+    )
+    assert seeded.engine.describe(job_id)["status"] == "IN_PROGRESS"
+    captured = capsys.readouterr()
+    assert f"no decision on job {job_id} within 0.3 s" in captured.out + captured.err
 
 
 @pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=0.6)

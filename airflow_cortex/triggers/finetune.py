@@ -255,9 +255,10 @@ class CortexFineTuneTrigger(BaseTrigger):
                 # Before Airflow 3.3 the triggerer only cancels this coroutine, on a user's kill
                 # and on its own restart alike; on_kill tells them apart by the task instance's
                 # state (still DEFERRED after a restart: the job is left to the next triggerer).
-                # Bounded as 3.3's triggerer bounds on_kill ([triggerer] on_kill_timeout).
+                # Bounded as 3.3's triggerer bounds on_kill ([triggerer] on_kill_timeout): past
+                # it, on_kill is cancelled, so no CANCEL can land later on a newer try's job.
                 try:
-                    await asyncio.wait_for(asyncio.shield(self.on_kill()), ON_KILL_TIMEOUT)
+                    await asyncio.wait_for(self.on_kill(), ON_KILL_TIMEOUT)
                 except asyncio.TimeoutError:
                     self.log.warning(
                         "Task killed: no decision on job %s within %s s", self.job_id, ON_KILL_TIMEOUT
