@@ -15,7 +15,7 @@ if [ -n "${CORTEX_AIRFLOW:-}" ]; then
     VENV="${CORTEX_VENV:-$ROOT/.venv-airflow-$CORTEX_AIRFLOW}"
     if [ ! -f "$CONSTRAINTS" ]; then
         echo "No pinned set for Airflow $CORTEX_AIRFLOW: $CONSTRAINTS does not exist." >&2
-        echo "Supported: the primary (constraints.txt) and $(cd "$ROOT/constraints" && ls airflow-*.txt | sed 's/^airflow-//; s/\.txt$//' | tr '\n' ' ')" >&2
+        echo "The pinned sets are constraints.txt (the primary Airflow) and constraints/airflow-*.txt." >&2
         exit 2
     fi
 else

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+import warnings
 
 import pytest
 from conftest import load_dag, xcom_value
 
-from airflow_cortex.exceptions import CortexValidationError
+from airflow_cortex.exceptions import CortexRetrySafetyWarning, CortexValidationError
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
+from airflow_cortex.version_compat import HAS_TASK_STATE_STORE
 
 pytestmark = [pytest.mark.airflow, pytest.mark.versions]
 
@@ -159,26 +161,23 @@ def test_a_retired_base_model_fails_at_parse_time_unless_allowed_then_warns():
         )
 
 
+def _parse_warnings(**kwargs: object) -> list[warnings.WarningMessage]:
+    """Every warning one operator gives when it is constructed, as a DAG file's parse does."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        CortexFineTuneOperator(
+            task_id="ft", model_name="m", base_model="llama3.1-8b", training_data_query="SELECT 1", **kwargs
+        )
+    return caught
+
+
+def _retry_safety(caught: list[warnings.WarningMessage]) -> list[warnings.WarningMessage]:
+    return [w for w in caught if issubclass(w.category, CortexRetrySafetyWarning)]
+
+
 def test_retry_safety_is_stated_when_the_dag_is_parsed():
     """On this Airflow, the operator says whether a retry can pay twice, before any run."""
-    import warnings
-
-    from airflow_cortex.exceptions import CortexRetrySafetyWarning
-    from airflow_cortex.version_compat import HAS_TASK_STATE_STORE
-
-    def parse(**kwargs: object) -> list[warnings.WarningMessage]:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            CortexFineTuneOperator(
-                task_id="ft",
-                model_name="m",
-                base_model="llama3.1-8b",
-                training_data_query="SELECT 1",
-                **kwargs,
-            )
-        return [w for w in caught if issubclass(w.category, CortexRetrySafetyWarning)]
-
-    said = parse()
+    said = _retry_safety(_parse_warnings())
     if HAS_TASK_STATE_STORE:  # the recorded job id makes it unconditional: nothing to say
         assert said == []
     else:
@@ -186,23 +185,16 @@ def test_retry_safety_is_stated_when_the_dag_is_parsed():
         assert "Task ft:" in str(warning.message)
         assert "has no task state store" in str(warning.message)
         assert warning.filename == __file__  # points at the DAG file's line, not ours
-    assert parse(existing_job_policy="always_create") == []  # a new job every try, by request
+    assert _retry_safety(_parse_warnings(existing_job_policy="always_create")) == []  # by request
 
 
 def test_without_a_task_state_store_the_operator_warns(monkeypatch):
     """The same check with the store taken away, so the primary version exercises it too."""
-    import warnings
-
-    from airflow_cortex.exceptions import CortexRetrySafetyWarning
     from airflow_cortex.operators import finetune as operator_module
 
     monkeypatch.setattr(operator_module, "HAS_TASK_STATE_STORE", False)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        CortexFineTuneOperator(
-            task_id="ft", model_name="m", base_model="llama3.1-8b", training_data_query="SELECT 1"
-        )
-    messages = [str(w.message) for w in caught if issubclass(w.category, CortexRetrySafetyWarning)]
+    caught = _parse_warnings()
+    messages = [str(w.message) for w in _retry_safety(caught)]
     assert len(messages) == 1
     assert "matching the rendered request" in messages[0]
     assert "`durable` has no effect" not in " ".join(str(w.message) for w in caught)
