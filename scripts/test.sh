@@ -3,8 +3,10 @@
 #
 #   ./scripts/test.sh            the fast tier: unit and integration tests (-m "not slow"), a few minutes
 #   ./scripts/test.sh --all      everything, as CI runs it: then the slow tier (benchmark smoke runs,
-#                                CLI processes, the release check) and, last and one at a time, the
-#                                timing-sensitive tests (multi-process deployments, fault scenarios)
+#                                CLI processes, airflow standalone, the release check), the fault
+#                                scenarios two at a time, the timing-sensitive tests (multi-process
+#                                deployments, kills) one at a time, and last the version matrix
+#                                (--matrix below)
 #   ./scripts/test.sh --airflow 3.1   the tests marked `versions` (operator, sensor, trigger, hook,
 #                                retry/reattach, example DAGs, provider registration, a plain DAG)
 #                                on another supported Airflow, in its own venv from its pinned set
@@ -41,16 +43,22 @@ if [ "${1:-}" = "--airflow" ]; then
     on_airflow "$line" "$@"
     exit
 fi
-if [ "${1:-}" = "--matrix" ]; then
-    shift
-    cd "$ROOT"
-    failed=0
+# Every other supported Airflow, one after another (they share uv's cache); 1 if any failed.
+matrix() {
+    local failed=0 line line_started
     for line in $(other_airflows); do
         line_started=$SECONDS
         on_airflow "$line" "$@" || failed=1
         echo "==> Airflow $line in $((SECONDS - line_started)) s" >&2
     done
-    exit "$failed"
+    return "$failed"
+}
+
+if [ "${1:-}" = "--matrix" ]; then
+    shift
+    cd "$ROOT"
+    matrix "$@"
+    exit
 fi
 
 "$ROOT/scripts/bootstrap.sh"
@@ -71,18 +79,23 @@ if [ "${1:-}" = "--all" ]; then
     shift
     started=$SECONDS
     failed=0
-    # Three passes, each as parallel as its tests allow; a failing pass does not stop the next.
-    echo "==> pytest 1/3: the fast tier ($WORKERS workers: its tests mostly wait on the emulator)" >&2
-    pytest -m "not slow and not serial" -n "$WORKERS" "$@" || failed=1
-    echo "==> pytest 2/3: the slow tier (2 workers: benchmark smoke runs and CLI processes use the CPU)" >&2
-    pytest -m "slow and not serial" -n 2 "$@" || failed=1
-    echo "==> pytest 3/3: timing-sensitive tests, one at a time (deployments, fault scenarios, kills)" >&2
+    # Five passes, each as parallel as its tests allow; a failing pass does not stop the next.
+    echo "==> pytest 1/5: the fast tier ($WORKERS workers: its tests mostly wait on the emulator)" >&2
+    pytest -m "not slow and not serial and not timing" -n "$WORKERS" "$@" || failed=1
+    echo "==> pytest 2/5: the slow tier (2 workers: benchmark smoke runs and CLI processes use the CPU)" >&2
+    pytest -m "slow and not serial and not timing" -n 2 "$@" || failed=1
+    echo "==> pytest 3/5: fault scenarios with second-scale timeouts, one per core" >&2
+    pytest -m "timing and not serial" -n 2 "$@" || failed=1
+    echo "==> pytest 4/5: timing-sensitive tests, one at a time (deployments, kills)" >&2
     pytest -m serial "$@" || failed=1
+    echo "==> primary Airflow's tests in $((SECONDS - started)) s" >&2
+    echo "==> 5/5: the version matrix (the tests marked 'versions' on every other supported Airflow)" >&2
+    matrix "$@" || failed=1
     echo "==> all tests in $((SECONDS - started)) s" >&2
     exit "$failed"
 elif [ $# -eq 0 ]; then
     echo "==> pytest: fast tier ($WORKERS workers; ./scripts/test.sh --all for everything)" >&2
-    pytest -m "not slow and not serial" -n "$WORKERS"
+    pytest -m "not slow and not serial and not timing" -n "$WORKERS"
     echo "==> pytest: its timing-sensitive tests, one at a time" >&2
     pytest -m "serial and not slow"
 else

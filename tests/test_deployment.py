@@ -27,7 +27,9 @@ from airflow_cortex.testing.process import EmulatorProcess
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.serial]
+# The slow tier, beside one other slow test: standalone's components mostly wait (on the
+# scheduler's loop, on the job), and nothing here is timed tighter than minutes.
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
 WEEKLY = "cortex_weekly_retraining"
 REGISTRY = "cortex_support_model_registry"

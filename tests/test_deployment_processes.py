@@ -19,13 +19,16 @@ import time
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from airflow_deployment import COMPONENTS, SUMMARY, Deployment, PostgresServer, wait_for
 from conftest import EXAMPLES, run_cli
 
 from airflow_cortex.testing.process import EmulatorProcess
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.serial]
 
@@ -37,7 +40,10 @@ WORKER, DEFERRED, DEFERRED_NO_RETRY = (
 )
 READY_TIMEOUT = 240
 RUN_TIMEOUT = 300
-TRAINING_SECONDS = 25.0
+# Jobs train until the scenario ends them (the emulator's finish route), once it has seen the
+# deployment recover from what it did: no training time has to outlast a restart on a slow
+# machine, and none keeps a fast one waiting.
+TRAINING_SECONDS = 3600.0
 
 REPORT: list[dict[str, Any]] = []
 
@@ -157,16 +163,28 @@ def max_running(jobs: list[dict[str, Any]]) -> int:
     return most
 
 
-def _start(stack: Stack, dag_id: str, model: str, *, training_seconds: float = TRAINING_SECONDS) -> str:
-    stack.emulator("POST", "settings", {"training_seconds": training_seconds})
+def _start(stack: Stack, dag_id: str, model: str) -> str:
     return stack.deployment.trigger(dag_id, {"model_name": model})
 
 
+def _end_training(stack: Stack, job: dict[str, Any], recovered: Callable[[], object], what: str) -> None:
+    """Let ``job`` finish once ``recovered()`` holds: the disruption was lived through mid-job."""
+    wait_for(recovered, RUN_TIMEOUT, what, stack.diagnostics)
+    stack.emulator("POST", f"jobs/{job['id']}/finish", {})
+
+
+def _polls(stack: Stack, job: dict[str, Any]) -> int:
+    """How many times the job has been described (polled) so far."""
+    return next(j["polls"] for j in stack.emulator("GET", "jobs") if j["id"] == job["id"])
+
+
 def _waiting(stack: Stack, dag_id: str, run_id: str, model: str, state: str) -> dict[str, Any]:
-    """Wait until the task is in ``state`` and its job trains; returns the job."""
+    """Wait until the task is in ``state`` and its job trains and has been polled (by the worker,
+    or by the triggerer: a deferred task's trigger may not have started yet when the task is
+    ``deferred``); returns the job."""
 
     def ready():
-        jobs = [job for job in stack.jobs(model) if job["status"] == "IN_PROGRESS"]
+        jobs = [job for job in stack.jobs(model) if job["status"] == "IN_PROGRESS" and job["polls"]]
         if jobs and stack.deployment.task(dag_id, run_id, "finetune")["state"] == state:
             return jobs[0]
         return None
@@ -217,10 +235,12 @@ def _task_log(stack: Stack, dag_id: str, run_id: str, attempt: int) -> str:
 def test_triggerer_killed_while_deferred_and_restarted(stack):
     model = "deploy_triggerer_kill"
     run_id = _start(stack, DEFERRED, model)
-    _waiting(stack, DEFERRED, run_id, model, "deferred")
+    job = _waiting(stack, DEFERRED, run_id, model, "deferred")
     stack.deployment.kill("triggerer", whole_group=True)
+    polls = _polls(stack, job)
     time.sleep(2)
     stack.deployment.start("triggerer")
+    _end_training(stack, job, lambda: _polls(stack, job) > polls, "the restarted triggerer to poll the job")
     jobs = _finish(stack, "1. kill -9 triggerer while deferred, restart", DEFERRED, run_id, model)
     assert len(jobs) == 1
     assert stack.deployment.task(DEFERRED, run_id, "finetune")["try_number"] == 1
@@ -230,18 +250,23 @@ def test_scheduler_killed_alone_while_a_worker_waits(stack):
     """The reported defect: the new scheduler resets the task, try 2 reattaches, and try 1 (told
     to stop) must not cancel the job try 2 adopted."""
     model = "deploy_scheduler_kill"
-    run_id = _start(stack, WORKER, model, training_seconds=60)
+    run_id = _start(stack, WORKER, model)
     job = _waiting(stack, WORKER, run_id, model, "running")
     stack.deployment.kill("scheduler", whole_group=False)  # its LocalExecutor workers live on
     time.sleep(1)
     stack.deployment.start("scheduler")
+
+    def handed_over() -> bool:
+        second = _task_log(stack, WORKER, run_id, 2)
+        return f"takes over job {job['id']}" in second and (
+            f"leaving job {job['id']} running" in _task_log(stack, WORKER, run_id, 1)
+        )
+
+    _end_training(stack, job, handed_over, "try 2 to take the job over and try 1 to leave it running")
     jobs = _finish(stack, "2. kill -9 scheduler alone, worker waiting", WORKER, run_id, model)
     assert [j["id"] for j in jobs] == [job["id"]]
     assert stack.deployment.task(WORKER, run_id, "finetune")["try_number"] == 2
-    first, second = _task_log(stack, WORKER, run_id, 1), _task_log(stack, WORKER, run_id, 2)
-    assert "Reconnecting to existing job" in second
-    assert f"takes over job {job['id']}" in second
-    assert f"leaving job {job['id']} running" in first
+    assert "Reconnecting to existing job" in _task_log(stack, WORKER, run_id, 2)
 
 
 @pytest.mark.parametrize("dag_id", [WORKER, DEFERRED])
@@ -250,9 +275,17 @@ def test_task_process_killed_right_after_create(stack, dag_id):
     model = f"deploy_task_kill_{dag_id.split('_')[2]}"
     stack.emulator("POST", "faults", {"kind": "stall", "seconds": 5, "times": 1, "sql_contains": "'CREATE'"})
     run_id = _start(stack, dag_id, model)
-    wait_for(lambda: stack.jobs(model), RUN_TIMEOUT, "CREATE to reach the emulator", stack.diagnostics)
+    job = wait_for(lambda: stack.jobs(model), RUN_TIMEOUT, "CREATE to reach the emulator", stack.diagnostics)[
+        0
+    ]
     pid = stack.deployment.task(dag_id, run_id, "finetune")["pid"]
     os.kill(int(pid), signal.SIGKILL)
+    _end_training(
+        stack,
+        job,
+        lambda: f"Reattaching to job {job['id']}" in _task_log(stack, dag_id, run_id, 2),
+        "try 2 to reattach to the job",
+    )
     mode = "worker" if dag_id == WORKER else "deferred"
     jobs = _finish(stack, f"3. kill -9 task process right after CREATE ({mode})", dag_id, run_id, model)
     assert len(jobs) == 1
@@ -270,6 +303,12 @@ def test_clear_while_deferred_with_cancel_refused(stack, dag_id):
     stack.emulator("POST", "faults", {"kind": "unavailable", "times": 1_000_000, "sql_contains": "'CANCEL'"})
     try:
         stack.deployment.clear(dag_id, run_id, "finetune")
+        _end_training(
+            stack,
+            job,
+            lambda: "Reconnecting to existing job" in _task_log(stack, dag_id, run_id, 2),
+            "the cleared task's try 2 to reconnect to the job",
+        )
         jobs = _finish(
             stack, f"4. clear while deferred, CANCEL 503 (retries={dag_id[-1]})", dag_id, run_id, model
         )
@@ -296,6 +335,13 @@ def test_marked_failed_while_waiting_then_cleared(stack, dag_id):
         stack.diagnostics,
     )
     stack.deployment.clear(dag_id, run_id, "finetune")
+    second = wait_for(
+        lambda: [j for j in stack.jobs(model) if j["id"] != first["id"] and j["status"] == "IN_PROGRESS"],
+        RUN_TIMEOUT,
+        "the cleared task's new job to train",
+        stack.diagnostics,
+    )[0]
+    stack.emulator("POST", f"jobs/{second['id']}/finish", {})  # the clear was lived through
     mode = "worker" if dag_id == WORKER else "deferred"
     jobs = _finish(stack, f"5. mark failed while waiting ({mode}), then clear", dag_id, run_id, model)
     assert [j["status"] for j in jobs] == ["CANCELLED", "SUCCESS"]

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
+import urllib.error
+import urllib.request
+from typing import Any
 
 import pytest
 from snowflake.connector.errors import ProgrammingError
 
 from airflow_cortex.exceptions import CortexFineTuneError
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
-from airflow_cortex.testing import CortexEmulator, ManualClock
+from airflow_cortex.testing import CortexEmulator, ManualClock, ScriptedOutcome
 from airflow_cortex.testing.process import EmulatorProcess
 
 CLOCK = ManualClock()
@@ -184,6 +188,44 @@ def test_cancel_and_show(hook):
         hook.cancel_finetune_job(job_id)
     listed = hook.list_finetune_jobs()
     assert [(j.id, j.status) for j in listed] == [(job_id, "CANCELLED")]
+
+
+def _control(emulator: CortexEmulator, method: str, path: str) -> tuple[int, Any]:
+    """One request to the emulator's control routes, as a test in another process sends it."""
+    request = urllib.request.Request(
+        f"{emulator.url}/cortex-emulator/{path}", data=b"{}" if method == "POST" else None, method=method
+    )
+    try:
+        context = ssl.create_default_context(cafile=emulator.ca_bundle) if emulator.ca_bundle else None
+        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_test_in_another_process_ends_training_when_it_chooses(hook, cortex_emulator):
+    """The deployment tests' lever: a job trains until the test has seen what it waits for."""
+    job_id = hook.create_finetune_job("ended", "llama3.1-8b", "SELECT prompt, completion FROM train")
+    CLOCK.advance(10 + 5)
+    hook.describe_finetune_job(job_id)
+    (row,) = _control(cortex_emulator, "GET", "jobs")[1]
+    assert (row["status"], row["polls"]) == ("IN_PROGRESS", 1)
+
+    assert _control(cortex_emulator, "POST", f"jobs/{job_id}/finish") == (200, {"ok": True})
+    done = hook.describe_finetune_job(job_id)
+    assert (done.status, done.progress, done.model) == ("SUCCESS", 1.0, "CORTEX_TEST.PUBLIC.ended")
+    assert done.trained_tokens > 0
+    (row,) = _control(cortex_emulator, "GET", "jobs")[1]
+    assert (row["status"], row["ended_at"], row["polls"]) == ("SUCCESS", CLOCK(), 2)
+
+    status, body = _control(cortex_emulator, "POST", f"jobs/{job_id}/finish")
+    assert (status, body["error"]) == (409, f"Cannot finish fine-tuning job {job_id}: it is SUCCESS")
+    cortex_emulator.engine.script_next_job(ScriptedOutcome("STUCK"))
+    stuck = hook.create_finetune_job("stuck", "llama3.1-8b", "SELECT prompt, completion FROM train")
+    status, body = _control(cortex_emulator, "POST", f"jobs/{stuck}/finish")
+    assert status == 409
+    assert "scripted to fail or stay stuck" in body["error"]
+    assert _control(cortex_emulator, "POST", "jobs/ft_missing/finish")[0] == 404
 
 
 def test_unknown_job_is_a_clear_error(hook):

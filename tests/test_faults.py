@@ -23,9 +23,10 @@ from __future__ import annotations
 import pytest
 from conftest import load_dag, once_training, task_states, xcom_value
 
-# Long fault scenarios (stalls, restarts, connector timeouts): the slow tier, run by CI one at a
-# time, since their timeouts are measured in seconds of a machine nothing else is loading.
-pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.serial]
+# Long fault scenarios (stalls, restarts, connector timeouts): the slow tier, run by CI after the
+# CPU-heavy tiers and two at a time on two cores, since their timeouts are measured in seconds:
+# each test process (Airflow, the connector and its emulator share one GIL) keeps a core.
+pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.timing]
 
 # The connector gives up after a second of its own retries, so each fault reaches the
 # provider's handling instead of being absorbed (or waited out for minutes) by the connector.

@@ -13,7 +13,15 @@ import threading
 import time
 
 import pytest
-from conftest import AIRFLOW_3_0_DEFERRED_RETRY, FAST_FAILING, once_training, run_dag, task_states, xcom_value
+from conftest import (
+    AIRFLOW_3_0_DEFERRED_RETRY,
+    FAST_FAILING,
+    load_dag,
+    once_training,
+    run_dag,
+    task_states,
+    xcom_value,
+)
 
 from airflow_cortex.testing.engine import ManualClock, ScriptedOutcome
 from airflow_cortex.version_compat import HAS_TASK_STATE_STORE, get_base_airflow_version_tuple
@@ -167,11 +175,12 @@ def test_task_killed_right_after_create_and_retried_leaves_one_job(
 RETRY_CLOCK = ManualClock()
 
 
-def _finish_once_try_2_has_looked(emulator, dag_id: str) -> threading.Thread:
+def _finish_once_try_2_has_looked(emulator, dag_id: str, run_over: threading.Event) -> threading.Thread:
     """End the job (on the emulator's manual clock) only after try 2 has seen it IN_PROGRESS.
 
     Real time plays no part in what is tested, so a loaded machine cannot make try 2 arrive
-    after the job ended (or try 1 time out after it ended).
+    after the job ended (or try 1 time out after it ended). ``run_over`` stops the watch when
+    the run ends without a try 2 that looked (the test then fails on the run, not on a wait).
     """
 
     def describes() -> int:
@@ -180,7 +189,7 @@ def _finish_once_try_2_has_looked(emulator, dag_id: str) -> threading.Thread:
     def watch() -> None:
         seen = None
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not run_over.is_set():
             if seen is None and _running_try(dag_id) == 2:
                 seen = describes()
             elif seen is not None and describes() > seen:
@@ -225,10 +234,16 @@ def test_retry_of_a_running_recorded_job_reconnects(
     # would on Snowflake, whose clock agrees with the worker's.
     RETRY_CLOCK.advance(time.time() - RETRY_CLOCK())
     monkeypatch.setenv("CORTEX_TEST_WAIT_TIMEOUT", "1.5")
-    watcher = _finish_once_try_2_has_looked(seeded, dag_id)
+    # Parse the DAG and query the task instances here first: a watcher that queried while this
+    # thread imported the DAG file could deadlock SQLAlchemy's mapper set-up against the import.
+    dag = load_dag(dag_id)
+    _running_try(dag_id)
+    run_over = threading.Event()
+    watcher = _finish_once_try_2_has_looked(seeded, dag_id, run_over)
     try:
-        run = _run(dag_id)
+        run = dag.test()
     finally:
+        run_over.set()
         watcher.join()
     assert run.state == "success", task_states(run)
     assert seeded.engine.job_count == 1

@@ -4,13 +4,15 @@ A deployment test cannot reach into the emulator's Python objects, so these rout
 such a test needs over HTTP on the emulator's own port:
 
 - ``GET /cortex-emulator/stats``: logins, connector queries, SQL API requests and jobs served.
-- ``GET /cortex-emulator/jobs``: every job's id, status, model name and when it was created and
-  ended (epoch seconds), oldest first.
+- ``GET /cortex-emulator/jobs``: every job's id, status, model name, when it was created and
+  ended (epoch seconds) and how many times it was polled (DESCRIBE), oldest first.
 - ``POST /cortex-emulator/faults``: inject a fault, e.g. ``{"kind": "unavailable", "times": 1000,
   "sql_contains": "'CANCEL'"}`` (kinds: ``unavailable``, ``drop``, ``stall`` with ``seconds``,
   ``lose_response``); ``DELETE`` removes every fault not yet used.
 - ``POST /cortex-emulator/settings``: ``pending_seconds`` and ``training_seconds`` of jobs
   created from now on.
+- ``POST /cortex-emulator/jobs/{id}/finish``: the job's training ends now, with success (409 if
+  it already ended, or is scripted to fail or stay stuck).
 
 The emulator is a local test double: these routes check no credentials.
 """
@@ -21,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from airflow_cortex.testing.engine import EmulatedSnowflakeError
 
 if TYPE_CHECKING:
     from starlette.requests import Request
@@ -58,6 +62,13 @@ def routes(emulator: CortexEmulator) -> list[Route]:
             return _bad_request("kind must be one of unavailable, drop, stall, lose_response")
         return JSONResponse({"ok": True})
 
+    async def finish(request: Request) -> JSONResponse:
+        try:
+            emulator.engine.finish(request.path_params["job_id"])
+        except EmulatedSnowflakeError as error:
+            return JSONResponse({"error": str(error)}, status_code=404 if error.errno == 2003 else 409)
+        return JSONResponse({"ok": True})
+
     async def clear_faults(_request: Request) -> JSONResponse:
         emulator.faults.clear()
         return JSONResponse({"ok": True})
@@ -80,6 +91,7 @@ def routes(emulator: CortexEmulator) -> list[Route]:
     return [
         Route(f"{PREFIX}/stats", stats, methods=["GET"]),
         Route(f"{PREFIX}/jobs", jobs, methods=["GET"]),
+        Route(f"{PREFIX}/jobs/{{job_id}}/finish", finish, methods=["POST"]),
         Route(f"{PREFIX}/faults", add_fault, methods=["POST"]),
         Route(f"{PREFIX}/faults", clear_faults, methods=["DELETE"]),
         Route(f"{PREFIX}/settings", settings, methods=["POST"]),

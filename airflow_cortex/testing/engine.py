@@ -274,6 +274,25 @@ class CortexEngine:
         with self._lock:
             self._replays[(operation.upper(), job_id)] = text
 
+    def finish(self, job_id: object) -> None:
+        """End a training job's training now, with success: its next DESCRIBE shows the model.
+
+        For a test in another process that disrupts a deployment while a job trains: the job
+        trains until the test has seen the deployment recover, so no fixed training time has to
+        outlast a restart on a slow machine, and none makes a fast one wait.
+        """
+        with self._lock:
+            now = self.clock()
+            job = self._get(job_id)
+            status = job.status(now)
+            if status not in ("PENDING", "IN_PROGRESS") or not job.loaded or job.error or job.stuck:
+                raise EmulatedSnowflakeError(
+                    f"Cannot finish fine-tuning job {job.id}: it is {status}"
+                    + (", scripted to fail or stay stuck" if job.error or job.stuck else "")
+                )
+            job.pending_seconds = min(job.pending_seconds, now - job.created_at)
+            job.training_seconds = now - job.started_at  # SUCCESS from now on, on any clock
+
     def forget(self, job_id: str) -> None:
         """Garbage-collect a job as Snowflake does some time after a job ends."""
         with self._lock:
@@ -604,11 +623,15 @@ class CortexEngine:
         """Every job's life so far, oldest first: when it was created and (if it has) ended.
 
         What a test needs to prove "at most one job running at a time" for a task, and to count
-        jobs created and cancelled, while the emulator serves another process.
+        jobs created and cancelled, while the emulator serves another process; ``polls`` (the
+        job's DESCRIBEs so far) tells it that a restarted waiter has taken up the job again.
         """
         with self._lock:
             now = self.clock()
             self._settle(now)
+            polls = Counter(
+                call.arguments[0] for call in self.calls if call.operation == "DESCRIBE" and call.arguments
+            )
             rows = []
             for job in sorted(self._jobs.values(), key=lambda j: j.created_at):
                 status = job.status(now)
@@ -624,6 +647,7 @@ class CortexEngine:
                         "model_name": job.model_name.raw,
                         "created_at": job.created_at,
                         "ended_at": ended,
+                        "polls": polls[job.id],
                     }
                 )
             return rows
