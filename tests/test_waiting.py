@@ -289,6 +289,7 @@ def test_stuck_job_times_out_and_keeps_running(airflow_db, seeded, cortex_connec
     assert f"Fine-tuning job {job['id']} did not finish within" in capsys.readouterr().out
 
 
+@pytest.mark.versions
 @pytest.mark.parametrize("dag_id", ["cortex_test_sensor_poke", "cortex_test_sensor_deferred"])
 def test_sensor_waits_for_a_job_started_elsewhere(airflow_db, seeded, cortex_connection, dag_id):
     run = _run(dag_id)
