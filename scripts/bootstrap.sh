@@ -45,3 +45,6 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
         "$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null
     echo "$want" > "$stamp"
 fi
+# This project's own modules too (an editable install reads them from the tree), as an install
+# from the wheel would have them; files edited since are compiled again in memory, as usual.
+"$VENV/bin/python" -m compileall -q "$ROOT/airflow_cortex" >/dev/null
