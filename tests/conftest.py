@@ -7,6 +7,7 @@ test ever touches a developer's own Airflow installation.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import subprocess
@@ -16,12 +17,16 @@ import threading
 import time
 from importlib.metadata import version as distribution_version
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import settings
 
 from airflow_cortex.testing.airflow_env import isolate, migrate
 from airflow_cortex.testing.dagruns import DagRunner
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
 from airflow_cortex.testing.dagruns import xcom_value as xcom_value
 
 # Property tests explore at random on a developer's machine; in CI they replay a fixed sequence
@@ -119,19 +124,43 @@ def run_dag(dag_id: str, **conf):
     return DAGS.test(dag_id, conf)
 
 
-def once_training(emulator, action) -> threading.Thread:
-    """Call ``action(job_id)`` from another thread as soon as the newest job is IN_PROGRESS."""
+def _watch(ready: Callable[[], Any], act: Callable[[Any], object], over: threading.Event) -> threading.Thread:
+    """From another thread, call ``act(found)`` once ``ready()`` gives something truthy, unless
+    ``over`` is set first."""
 
     def watch() -> None:
         # Generous: on a loaded machine the DAG run takes a while to even create the job.
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            jobs = emulator.engine.show()
-            if jobs and jobs[0]["status"] == "IN_PROGRESS":
-                action(jobs[0]["id"])
+        while time.monotonic() < deadline and not over.is_set():
+            found = ready()
+            if found:
+                act(found)
                 return
             time.sleep(0.05)
 
     watcher = threading.Thread(target=watch)
     watcher.start()
     return watcher
+
+
+def once_training(emulator, action) -> threading.Thread:
+    """Call ``action(job_id)`` from another thread as soon as the newest job is IN_PROGRESS."""
+
+    def training() -> str | None:
+        jobs = emulator.engine.show()
+        return jobs[0]["id"] if jobs and jobs[0]["status"] == "IN_PROGRESS" else None
+
+    return _watch(training, action, threading.Event())
+
+
+@contextlib.contextmanager
+def acting_once(ready: Callable[[], Any], act: Callable[[Any], object]) -> Iterator[None]:
+    """Around a DAG run: ``act(found)`` from another thread once ``ready()`` gives something
+    truthy; the watch ends with the block, so a run that ends first fails on its own outcome."""
+    over = threading.Event()
+    watcher = _watch(ready, act, over)
+    try:
+        yield
+    finally:
+        over.set()
+        watcher.join()

@@ -68,6 +68,10 @@ class Stack:
     def jobs(self, model: str) -> list[dict[str, Any]]:
         return [job for job in self.emulator("GET", "jobs") if job["model_name"] == model]
 
+    def end_training(self, job: dict[str, Any]) -> None:
+        """The job succeeds now (the emulator's finish route)."""
+        self.emulator("POST", f"jobs/{job['id']}/finish", {})
+
     def diagnostics(self) -> str:
         return f"emulator jobs: {self.emulator('GET', 'jobs')}\n{self.deployment.logs()}"
 
@@ -170,7 +174,7 @@ def _start(stack: Stack, dag_id: str, model: str) -> str:
 def _end_training(stack: Stack, job: dict[str, Any], recovered: Callable[[], object], what: str) -> None:
     """Let ``job`` finish once ``recovered()`` holds: the disruption was lived through mid-job."""
     wait_for(recovered, RUN_TIMEOUT, what, stack.diagnostics)
-    stack.emulator("POST", f"jobs/{job['id']}/finish", {})
+    stack.end_training(job)
 
 
 def _polls(stack: Stack, job: dict[str, Any]) -> int:
@@ -275,9 +279,8 @@ def test_task_process_killed_right_after_create(stack, dag_id):
     model = f"deploy_task_kill_{dag_id.split('_')[2]}"
     stack.emulator("POST", "faults", {"kind": "stall", "seconds": 5, "times": 1, "sql_contains": "'CREATE'"})
     run_id = _start(stack, dag_id, model)
-    job = wait_for(lambda: stack.jobs(model), RUN_TIMEOUT, "CREATE to reach the emulator", stack.diagnostics)[
-        0
-    ]
+    jobs = wait_for(lambda: stack.jobs(model), RUN_TIMEOUT, "CREATE to reach the emulator", stack.diagnostics)
+    job = jobs[0]
     pid = stack.deployment.task(dag_id, run_id, "finetune")["pid"]
     os.kill(int(pid), signal.SIGKILL)
     _end_training(
@@ -341,7 +344,7 @@ def test_marked_failed_while_waiting_then_cleared(stack, dag_id):
         "the cleared task's new job to train",
         stack.diagnostics,
     )[0]
-    stack.emulator("POST", f"jobs/{second['id']}/finish", {})  # the clear was lived through
+    stack.end_training(second)  # the clear was lived through
     mode = "worker" if dag_id == WORKER else "deferred"
     jobs = _finish(stack, f"5. mark failed while waiting ({mode}), then clear", dag_id, run_id, model)
     assert [j["status"] for j in jobs] == ["CANCELLED", "SUCCESS"]

@@ -7,11 +7,8 @@ timeout) or in the task state store (transient failures in a row).
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
-from conftest import load_dag, task_states, try_numbers, xcom_value
+from conftest import acting_once, load_dag, task_states, try_numbers, xcom_value
 
 from airflow_cortex.testing.engine import ScriptedOutcome
 
@@ -25,33 +22,17 @@ def _run():
     return load_dag(DAG_ID).test()
 
 
-def _finish_after_the_first_poke(emulator, run_over: threading.Event) -> threading.Thread:
-    """End the job once a poke has seen it IN_PROGRESS, however long the run took to get there
-    (a worker's first task can take longer than a short job trains)."""
-
-    def watch() -> None:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not run_over.is_set():
-            if any(call.operation == "DESCRIBE" for call in emulator.engine.calls):
-                emulator.engine.finish(emulator.engine.show()[0]["id"])
-                return
-            time.sleep(0.05)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    return watcher
-
-
 @pytest.mark.versions
 @pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=600)
 def test_reschedule_mode_waits_to_success_over_several_pokes(airflow_db, seeded, cortex_connection, capsys):
-    run_over = threading.Event()
-    watcher = _finish_after_the_first_poke(seeded, run_over)
-    try:
+    # The job ends once a poke has seen it IN_PROGRESS, however long the run took to get there
+    # (a worker's first task can take longer than a short job trains).
+    engine = seeded.engine
+    with acting_once(
+        lambda: any(call.operation == "DESCRIBE" for call in engine.calls),
+        lambda _: engine.finish(engine.show()[0]["id"]),
+    ):
         run = _run()
-    finally:
-        run_over.set()
-        watcher.join()
     assert run.state == "success", task_states(run)
     result = xcom_value(run, "wait")
     assert result["model"] == xcom_value(run, "wait", key="model") == "CORTEX_TEST.PUBLIC.rescheduled_model"

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
+from typing import TYPE_CHECKING
 
 import pytest
 from conftest import (
     AIRFLOW_3_0_DEFERRED_RETRY,
     FAST_FAILING,
+    acting_once,
     load_dag,
     once_training,
     run_dag,
@@ -25,6 +26,9 @@ from conftest import (
 
 from airflow_cortex.testing.engine import ManualClock, ScriptedOutcome
 from airflow_cortex.version_compat import HAS_TASK_STATE_STORE, get_base_airflow_version_tuple
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 pytestmark = pytest.mark.airflow
 
@@ -175,31 +179,26 @@ def test_task_killed_right_after_create_and_retried_leaves_one_job(
 RETRY_CLOCK = ManualClock()
 
 
-def _finish_once_try_2_has_looked(emulator, dag_id: str, run_over: threading.Event) -> threading.Thread:
-    """End the job (on the emulator's manual clock) only after try 2 has seen it IN_PROGRESS.
+def _try_2_has_looked(emulator, dag_id: str) -> Callable[[], bool]:
+    """True once try 2 has seen the job IN_PROGRESS (a DESCRIBE after try 2 started).
 
-    Real time plays no part in what is tested, so a loaded machine cannot make try 2 arrive
-    after the job ended (or try 1 time out after it ended). ``run_over`` stops the watch when
-    the run ends without a try 2 that looked (the test then fails on the run, not on a wait).
+    The job is ended on the emulator's manual clock only then, so real time plays no part in
+    what is tested: a loaded machine cannot make try 2 arrive after the job ended (or try 1
+    time out after it ended).
     """
+    seen: list[int] = []
 
     def describes() -> int:
         return sum(call.operation == "DESCRIBE" for call in emulator.engine.calls)
 
-    def watch() -> None:
-        seen = None
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline and not run_over.is_set():
-            if seen is None and _running_try(dag_id) == 2:
-                seen = describes()
-            elif seen is not None and describes() > seen:
-                RETRY_CLOCK.advance(60)
-                return
-            time.sleep(0.05)
+    def looked() -> bool:
+        if not seen:
+            if _running_try(dag_id) == 2:
+                seen.append(describes())
+            return False
+        return describes() > seen[0]
 
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    return watcher
+    return looked
 
 
 def _running_try(dag_id: str) -> int | None:
@@ -238,13 +237,8 @@ def test_retry_of_a_running_recorded_job_reconnects(
     # thread imported the DAG file could deadlock SQLAlchemy's mapper set-up against the import.
     dag = load_dag(dag_id)
     _running_try(dag_id)
-    run_over = threading.Event()
-    watcher = _finish_once_try_2_has_looked(seeded, dag_id, run_over)
-    try:
+    with acting_once(_try_2_has_looked(seeded, dag_id), lambda _: RETRY_CLOCK.advance(60)):
         run = dag.test()
-    finally:
-        run_over.set()
-        watcher.join()
     assert run.state == "success", task_states(run)
     assert seeded.engine.job_count == 1
     (job,) = seeded.engine.show()
