@@ -80,6 +80,13 @@ class CortexSnowsightLink(BaseOperatorLink):
 
     name = "Snowsight"
 
+    @property
+    def xcom_key(self) -> str:
+        """Airflow 3's own key for a link's XCom (``_link_<class>``), spelled here because Airflow
+        2.11's ``BaseOperatorLink`` has no ``xcom_key``: one key on every version, so a link
+        written by a task on one is read by a web server on another."""
+        return f"_link_{type(self).__name__}"
+
     @classmethod
     def persist(cls, operator: Any, context: Any, url: str) -> None:
         operator._snowsight_url = url

@@ -53,12 +53,16 @@ def build_hook(settings: Mapping[str, Any], **options: Any) -> CortexFineTuneHoo
 def task_instance_state(ti: Any) -> str | None:
     """The current state of ``ti``'s task instance, as the API server has it, or :data:`UNKNOWN`.
 
-    Read through the Task SDK's ``get_task_states`` (worker and triggerer alike), so it shows
-    what a user or the scheduler did to the task since this try started: marked it failed,
+    Read through the Task SDK's ``get_task_states`` (worker and triggerer alike) on Airflow 3,
+    from the metadata database on Airflow 2 (whose workers and triggerer reach it directly), so it
+    shows what a user or the scheduler did to the task since this try started: marked it failed,
     cleared it, or started a newer try.
     """
     try:
-        from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+        except ImportError:  # Airflow 2
+            return _state_in_database(ti)
 
         states = RuntimeTaskInstance.get_task_states(
             dag_id=ti.dag_id, task_ids=[ti.task_id], run_ids=[ti.run_id], map_index=ti.map_index
@@ -71,6 +75,26 @@ def task_instance_state(ti: Any) -> str | None:
         return None if state is None else str(getattr(state, "value", state))
     except Exception:  # no API here (old Airflow, tests), or it failed: the caller decides
         return UNKNOWN
+
+
+def _state_in_database(ti: Any) -> str | None:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.execute(
+            select(TaskInstance.state).where(
+                TaskInstance.dag_id == ti.dag_id,
+                TaskInstance.task_id == ti.task_id,
+                TaskInstance.run_id == ti.run_id,
+                TaskInstance.map_index == (-1 if ti.map_index is None else ti.map_index),
+            )
+        ).all()
+    if not rows:
+        return UNKNOWN
+    state = rows[0][0]
+    return None if state is None else str(getattr(state, "value", state))
 
 
 def bounded(read: Callable[[], T], seconds: float) -> T | str:

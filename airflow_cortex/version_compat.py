@@ -16,6 +16,7 @@ def get_base_airflow_version_tuple() -> tuple[int, int, int]:
     return version.major, version.minor, version.micro
 
 
+AIRFLOW_V_3_0_PLUS: bool = get_base_airflow_version_tuple() >= (3, 0, 0)
 AIRFLOW_V_3_3_PLUS: bool = get_base_airflow_version_tuple() >= (3, 3, 0)
 
 #: The triggerer calls ``BaseTrigger.on_kill`` when a user ends a deferred task (Airflow 3.3+).

@@ -30,11 +30,12 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, XComArg, task
+# Through common-compat, so that one file runs on Airflow 2.11 (where an Asset is a Dataset) and 3.x.
+from airflow.providers.common.compat.sdk import DAG, Asset, XComArg, task
 
 try:  # Airflow 3.2+ exports the timetables from the Task SDK
     from airflow.sdk import CronDataIntervalTimetable
-except ImportError:  # Airflow 3.0 and 3.1
+except ImportError:  # Airflow 2.11, 3.0 and 3.1
     from airflow.timetables.interval import CronDataIntervalTimetable
 
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
@@ -51,9 +52,9 @@ EVALUATION_ROWS = 200
 #: How much better (F1 points) a new model must score to replace the current one.
 MIN_IMPROVEMENT = 0.0
 
-SUPPORT_ASSISTANT_VERSIONS = Asset(
-    name="support_assistant_versions", uri="snowflake-cortex://support_assistant/versions"
-)
+#: Addressed by URI alone, which Airflow 2.11's datasets and 3.x's assets both accept (on 3.x the
+#: name is the URI).
+SUPPORT_ASSISTANT_VERSIONS = Asset(uri="snowflake-cortex://support_assistant/versions")
 
 BUILD_TRAINING_SETS = [
     "CREATE TABLE IF NOT EXISTS support_finetune_examples "
@@ -207,11 +208,20 @@ with DAG(
 
 
 @task(inlets=[SUPPORT_ASSISTANT_VERSIONS])
-def register_model_version(triggering_asset_events: Any = None, inlet_events: Any = None) -> list[str]:
-    """Record each new version; a manual run records the latest one."""
-    events = (
-        list(triggering_asset_events.get(SUPPORT_ASSISTANT_VERSIONS, [])) if triggering_asset_events else []
-    )
+def register_model_version(
+    triggering_asset_events: Any = None, triggering_dataset_events: Any = None, inlet_events: Any = None
+) -> list[str]:
+    """Record each new version; a manual run records the latest one.
+
+    Airflow 3 names the events that started the run ``triggering_asset_events``; 2.11 names them
+    ``triggering_dataset_events`` and keys them by URI.
+    """
+    if triggering_asset_events:
+        events = list(triggering_asset_events.get(SUPPORT_ASSISTANT_VERSIONS, []))
+    elif triggering_dataset_events:
+        events = list(triggering_dataset_events.get(SUPPORT_ASSISTANT_VERSIONS.uri, []))
+    else:
+        events = []
     if not events:
         latest = inlet_events[SUPPORT_ASSISTANT_VERSIONS]
         events = [latest[-1]] if len(latest) else []

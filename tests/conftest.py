@@ -107,7 +107,7 @@ try_numbers = DagRunner.try_numbers
 #: outcome); 3.1+ runs execute again. Measured with dag.test() only, not in a deployment.
 #: (Read from the distribution's metadata: importing airflow here would precede isolate().)
 AIRFLOW_3_0_DEFERRED_RETRY = pytest.mark.xfail(
-    distribution_version("apache-airflow-core").startswith("3.0."),
+    distribution_version("apache-airflow").startswith("3.0."),
     reason="Airflow 3.0 dag.test(): a retry after a deferral resumes at execute_complete",
     strict=True,
 )

@@ -96,7 +96,7 @@ def test_the_asset_event_carries_the_version_and_schedules_the_registry(
 
     with create_session() as session:
         asset = session.scalars(
-            select(AssetModel).where(AssetModel.name == "support_assistant_versions")
+            select(AssetModel).where(AssetModel.uri == "snowflake-cortex://support_assistant/versions")
         ).one()
         events = session.scalars(
             select(AssetEvent).where(AssetEvent.asset_id == asset.id, AssetEvent.source_run_id == run.run_id)

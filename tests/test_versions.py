@@ -7,8 +7,14 @@ its job, and a task that reads the tuned model from XCom, for one paid job.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from conftest import run_dag, task_states, xcom_value
+
+from airflow_cortex.jobcontrol.ownership import UNKNOWN
+from airflow_cortex.task_support import task_instance_state
+from airflow_cortex.version_compat import AIRFLOW_V_3_0_PLUS
 
 pytestmark = [pytest.mark.airflow, pytest.mark.versions]
 
@@ -30,3 +36,13 @@ def test_deferred_operator_deferred_sensor_and_a_model_reader_pay_for_one_job(
     assert seeded.engine.job_count == 1
     assert xcom_value(run, "finetune") == xcom_value(run, "wait")["job_id"] == job["id"]
     assert xcom_value(run, "promote") == "promoted CORTEX_TEST.PUBLIC.waited_model"
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="Airflow 3 reads the state through the Task SDK's API")
+def test_on_airflow_2_a_kill_reads_the_task_state_from_the_metadata_database(airflow_db):
+    """What tells a user's kill from a clear (and, while deferred, from a triggerer restart) on
+    Airflow 2: without it every kill would be unverifiable and ``cancel_on_kill`` would do nothing."""
+    run = run_dag("cortex_test_plain")
+    ti = SimpleNamespace(dag_id=run.dag_id, task_id="_plain", run_id=run.run_id, map_index=-1)
+    assert task_instance_state(ti) == "success"
+    assert task_instance_state(SimpleNamespace(**{**vars(ti), "task_id": "no_such_task"})) == UNKNOWN

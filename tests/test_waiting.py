@@ -202,6 +202,12 @@ def _try_2_has_looked(emulator, dag_id: str) -> Callable[[], bool]:
 
 
 def _running_try(dag_id: str) -> int | None:
+    """The try number of ``dag_id``'s task once it is scheduled or running (not between tries).
+
+    Scheduled counts: Airflow 2.11's ``dag.test()`` runs the task in the session that set it
+    running, so another thread sees it ``scheduled`` until it ends. Either way try 1 has ended
+    by the time try 2 is scheduled, so a DESCRIBE seen after that is try 2's.
+    """
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
     from sqlalchemy import select
@@ -210,7 +216,7 @@ def _running_try(dag_id: str) -> int | None:
         return session.scalar(
             select(TaskInstance.try_number).where(
                 TaskInstance.dag_id == dag_id,
-                TaskInstance.state.in_(("running", "deferred")),
+                TaskInstance.state.in_(("scheduled", "queued", "running", "deferred")),
             )
         )
 

@@ -483,7 +483,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         if self.model_asset is not None:
             extra = {key: self._result[key] for key in ASSET_EXTRA_KEYS}
             context["outlet_events"][self.model_asset].extra.update(extra)
-            self.log.info("Asset event for %s: %s", self.model_asset.name, extra)
+            label = getattr(self.model_asset, "name", self.model_asset.uri)  # 2.11's datasets: no name
+            self.log.info("Asset event for %s: %s", label, extra)
 
     def _check_data(self, request: FineTuneRequest, context: Context) -> dict[str, Any] | None:
         """The pre-flight checks and the budget: raise before CREATE if the data would waste money.

@@ -60,7 +60,20 @@ def isolate(dags_folder: Path | str | None = None, home: Path | str | None = Non
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
         }
     )
+    if _airflow_major() < 3:
+        # Airflow's unit-test defaults name the LocalExecutor. Airflow 2 refuses it with SQLite
+        # as soon as a reschedule-mode sensor asks which executor runs it (Airflow 3 dropped the
+        # check); dag.test() runs tasks in-process, so the single-threaded executor is the honest one.
+        os.environ["AIRFLOW__CORE__EXECUTOR"] = "SequentialExecutor"
     return home
+
+
+def _airflow_major() -> int:
+    """The installed Airflow's major version, read from its metadata: importing it would read
+    the configuration before the home is set."""
+    from importlib.metadata import version
+
+    return int(version("apache-airflow").split(".")[0])
 
 
 def migrate() -> Path:

@@ -71,8 +71,14 @@ def xcom_value(run: Any, task_id: str, key: str = "return_value") -> Any:
     """The value as the task pushed it: tuples, datetimes and the like decoded as a puller sees them."""
     import importlib
 
-    from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
+
+    try:
+        from airflow.models.xcom import XComModel
+    except ImportError:  # Airflow 2.x: the XCom model decodes its values itself
+        from airflow.models.xcom import XCom
+
+        return XCom.get_one(run_id=run.run_id, dag_id=run.dag_id, task_id=task_id, key=key)
 
     with create_session() as session:
         row = session.scalars(
