@@ -75,6 +75,21 @@ def resolve_checks(value: object) -> PreflightChecks | None:
     )
 
 
+@dataclass(frozen=True)
+class PreflightPlan:
+    """What one try's pre-flight profiles and judges: the checks (``None``: the budget alone),
+    the epochs and budget the estimate is held against, and the data it cannot profile."""
+
+    checks: PreflightChecks | None
+    epochs: int | None
+    budget: int | None
+    unprofiled: list[str]
+
+    @property
+    def chars_per_token(self) -> float:
+        return (self.checks or PreflightChecks()).chars_per_token
+
+
 def validate_budget(value: object, max_epochs: object) -> int | None:
     """``max_trained_tokens``: a positive integer, and only with ``max_epochs`` fixed.
 

@@ -292,6 +292,35 @@ def test_a_link_that_cannot_be_built_never_fails_the_task(capsys):
     assert "No Snowsight link to model my_tuned_model" in captured.out + captured.err
 
 
+def test_a_resumed_try_links_the_model_without_reading_the_connection():
+    """The deferring try reads where the model's page will be; the resumed try, a new process
+    on a worker slot, then needs no connection (in a deployment, a call to the API server)."""
+    from airflow_cortex.jobcontrol.waiting import finished_event
+    from airflow_cortex.results import FineTuneJob
+
+    class _NoConnection:
+        def __getattr__(self, name: str) -> None:
+            raise AssertionError(f"the resumed try used the hook ({name})")
+
+    class _TaskInstance:
+        def __init__(self) -> None:
+            self.xcom: dict[str, object] = {}
+
+        def xcom_push(self, key: str, value: object) -> None:
+            self.xcom[key] = value
+
+    operator = CortexFineTuneOperator(
+        task_id="t", model_name="m", base_model="llama3.1-8b", training_data_query="SELECT 1 AS prompt"
+    )
+    operator.__dict__["hook"] = _NoConnection()
+    job = FineTuneJob.from_describe({"id": "ft_1", "status": "SUCCESS", "model": "tuned_model"})
+    ti = _TaskInstance()
+    place = ["https://app.snowflake.com/myorg/analytics", "ML", "MODELS"]
+    assert operator._resume({"ti": ti}, finished_event(job), model_place=place) == "ft_1"
+    assert ti.xcom["model"] == "tuned_model"
+    assert ti.xcom[CortexSnowsightLink().xcom_key] == model_url(place[0], "tuned_model", "ML", "MODELS")
+
+
 @pytest.mark.airflow
 def test_the_link_points_at_the_create_query_then_at_the_model(airflow_db, seeded, cortex_connection):
     key = CortexSnowsightLink().xcom_key

@@ -213,3 +213,38 @@ def test_an_unknown_transport_fails_at_parse_time():
         CortexFineTuneOperator(
             task_id="t", model_name="m", base_model="llama3.1-8b", training_data_query=TRAIN, transport="rest"
         )
+
+
+@pytest.mark.parametrize("cortex_transport", ["connector", "sql_api"])
+def test_the_estimate_goes_to_xcom_during_create_only_over_the_sql_api_and_a_failed_push_keeps_the_job(
+    seeded, cortex_connection, cortex_transport
+):
+    """Over the SQL API the estimate is pushed while CREATE is on its way (each waits on a
+    socket), so it lands before the job id; over the connector, which stays on the task's thread,
+    after it. Either way a push that fails leaves the created job adopted: its id is in XCom, and
+    the push's error fails the try (a retry reattaches; nothing pays twice)."""
+    from airflow_cortex.operators.finetune import CortexFineTuneOperator
+
+    pushed: list[tuple[str, object]] = []
+
+    class TaskInstance:
+        try_number = 1
+
+        def xcom_push(self, key: str, value: object) -> None:
+            pushed.append((key, value))
+            if key == "estimate":
+                raise RuntimeError("the API server did not answer")
+
+    operator = CortexFineTuneOperator(
+        task_id="ordered",
+        snowflake_conn_id=cortex_connection,
+        model_name="ordered_model",
+        base_model="llama3.1-8b",
+        training_data_query=TRAIN,
+    )
+    with pytest.raises(RuntimeError, match="did not answer"):
+        operator._create(operator._build_request(), {"trained_tokens": 1}, {"ti": TaskInstance()})
+    (job,) = seeded.engine.show()
+    estimate, job_id = ("estimate", {"trained_tokens": 1}), ("job_id", job["id"])
+    assert pushed == ([estimate, job_id] if cortex_transport == "sql_api" else [job_id, estimate])
+    assert seeded.counts["logins"] == (0 if cortex_transport == "sql_api" else 1)

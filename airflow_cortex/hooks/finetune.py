@@ -6,7 +6,7 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import closing, contextmanager
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
 
@@ -21,6 +21,7 @@ from airflow_cortex.hooks.transport import Transport, resolve_transport, seconds
 from airflow_cortex.jobcontrol.reattach import UNVERIFIED, VERIFIED, match
 from airflow_cortex.links import snowsight_base_url
 from airflow_cortex.names import parse_identifier
+from airflow_cortex.offthread import OffThread
 from airflow_cortex.preflight import DEFAULT_CHARS_PER_TOKEN
 from airflow_cortex.profiling import TEXT_TYPES, DataProfile, probe_statement, profile_statement
 from airflow_cortex.results import FineTuneJob, FineTuneJobSummary, parse_show
@@ -36,9 +37,13 @@ from airflow_cortex.statements import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from snowflake.connector import SnowflakeConnection
 
     from airflow_cortex.sqlapi.client import SqlApiClient
+
+T = TypeVar("T")
 
 _PROTOCOLS = ("https", "http")
 _SESSION_OVERRIDES = ("warehouse", "database", "schema", "role")
@@ -99,6 +104,7 @@ class CortexFineTuneHook(SnowflakeHook):
         super().__init__(*args, **kwargs)
         self.transport_choice = transport
         self._sql_api: SqlApiClient | None = None
+        self._local = threading.local()  # a statement on another thread: its own pinned client
         for parameter in _SESSION_OVERRIDES:
             parse_identifier(getattr(self, parameter), parameter)
         self.allow_unknown_base_model = allow_unknown_base_model
@@ -242,14 +248,45 @@ class CortexFineTuneHook(SnowflakeHook):
             return "connector"  # without reading the connection's credentials
         return resolve_transport(choice, self._get_conn_params())
 
+    def off_thread(self, call: Callable[[], T], name: str) -> OffThread[T] | None:
+        """``call()``, which runs this hook's statements, started on a thread of its own; ``None``
+        if its statements cannot leave this thread.
+
+        That thread must not call Airflow: ``dag.test()``'s in-process channel to Airflow takes
+        one call at a time, without a lock. Over the SQL API a statement is plain HTTP once the
+        client exists and its headers are read, both done here, on this thread: the other thread
+        gets a copy that sends those headers and shares the client's connections. The connector's
+        session reads the connection as it goes, so it stays here. Until the call ends, this
+        thread must run no statement on this hook (the connections are shared).
+        """
+        if self.transport != "sql_api":
+            return None
+        pinned = self._client().pinned()
+
+        def run() -> T:
+            self._local.client = pinned
+            try:
+                return call()
+            finally:
+                self._local.client = None
+
+        return OffThread(run, name)
+
+    def _client(self) -> SqlApiClient:
+        """The SQL API client this thread's statements use."""
+        client: SqlApiClient | None = getattr(self._local, "client", None)
+        if client is not None:
+            return client
+        if self._sql_api is None:
+            self._sql_api = sql_api_client(self)
+        return self._sql_api
+
     def _query_sql_api(
         self, sql: str, *, action: str, job_id: str | None = None
     ) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
         """:meth:`_query` over the SQL API: the same statement, result shape and errors."""
-        if self._sql_api is None:
-            self._sql_api = sql_api_client(self)
         try:
-            result = self._sql_api.execute(sql)
+            result = self._client().execute(sql)
         except SqlApiError as exc:
             raise as_cortex_error(exc, action, job_id, self.log) from exc
         self.log.debug("%s statement handle: %s", action, result.handle)

@@ -6,7 +6,7 @@ import time
 import warnings
 from collections.abc import Mapping
 from contextlib import suppress
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
@@ -35,6 +35,7 @@ from airflow_cortex.links import CortexSnowsightLink, model_url, query_url
 from airflow_cortex.names import parse_model_name
 from airflow_cortex.preflight import (
     PreflightChecks,
+    PreflightPlan,
     require_profiled_training,
     resolve_checks,
     validate_budget,
@@ -51,11 +52,13 @@ from airflow_cortex.task_support import (
 from airflow_cortex.version_compat import HAS_TASK_STATE_STORE, retry_safety_notice
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from datetime import timedelta
 
     from airflow.providers.common.compat.sdk import Asset, Context
 
+    from airflow_cortex.offthread import OffThread
+    from airflow_cortex.profiling import DataProfile
     from airflow_cortex.results import FineTuneJob
     from airflow_cortex.statements import FineTuneRequest
 
@@ -66,6 +69,10 @@ JOB_ID_KEY = "cortex_finetune_job_id"
 INTENT_KEY = "cortex_finetune_submit_intent"
 #: What ``get_job_status`` reports for a recorded job Snowflake no longer knows.
 GARBAGE_COLLECTED = "GARBAGE_COLLECTED"
+#: This try's pre-flight: what it checks (``None``: nothing) and its profile of the data under
+#: way on another thread (``None``: profiled on the task's own thread, when it is needed).
+_Preflight = tuple["PreflightPlan | None", "OffThread[list[DataProfile]] | None"]
+
 #: Seconds ``on_kill`` waits for each read (owner record, task state) before deciding without it.
 #: Airflow escalates to SIGKILL 5 s after SIGTERM, and the cancel itself needs time too.
 KILL_READ_SECONDS = 1.5
@@ -246,6 +253,10 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         self._result: dict[str, Any] | None = None
         self._snowsight_url: str | None = None
         """What the Snowsight link shows; ``None`` until this instance knows (read XCom then)."""
+        self._preflight: _Preflight | None = None
+        """This try's pre-flight plan and profile under way (see ``_start_preflight``)."""
+        self._place: list[str | None] | None = None
+        """Where the tuned model's page will be, as a deferring try read it (see ``_resume``)."""
         self._context: Context | None = None
         """The running try's context, for ``on_kill`` (which Airflow calls without one)."""
 
@@ -290,9 +301,16 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         self._context = context
         self._snowsight_url = ""  # nothing to link to until CREATE has run
         self._created = False
+        self._preflight = None
         try:
+            if context["ti"].try_number <= 1:
+                # A first try has no earlier job to find, so it will profile the data: start now,
+                # while the resumable-job machinery reads the task's state.
+                self._start_preflight(self._build_request())
             self.execute_resumable(context)
         finally:
+            if self._preflight is not None and self._preflight[1] is not None:
+                self._preflight[1].join()  # no statement is left running behind the try
             self._close_hook()
         if self._job_id is None:  # pragma: no cover - every path through the mixin adopts a job
             raise CortexFineTuneError("No fine-tuning job was submitted or found")
@@ -307,6 +325,14 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         self._job_id = job.id
         self._conclude(job, context)
         return job.id
+
+    def _resume(
+        self, context: Context, event: dict[str, Any], model_place: list[str | None] | None = None
+    ) -> str:
+        """Where a deferred try resumes: :meth:`execute_complete`, told where the tuned model's
+        Snowsight page will be (a subclass that overrides ``execute_complete`` keeps its signature)."""
+        self._place = model_place
+        return self.execute_complete(context, event)
 
     def on_kill(self) -> None:
         """Cancel the job if this try still owns it and the kill ends the task (see ``ownership``)."""
@@ -352,16 +378,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
             self._observed = earlier
             return self._adopt(earlier.id, context)
         estimate = self._check_data(request, context)
-        store = context.get("task_state_store")
-        if store is not None and self.existing_job_policy != "always_create":
-            store.set(INTENT_KEY, {"at": time.time(), "try_number": context["ti"].try_number})
-        # The job id reaches XCom first: downstream tasks and people wait on it, while the
-        # estimate and the link are for reading later.
-        try:
-            job_id = self._adopt(self.hook.submit_finetune_request(request), context, created=True)
-        finally:
-            if estimate is not None:
-                context["ti"].xcom_push(key="estimate", value=estimate)
+        job_id = self._create(request, estimate, context)
         self._created = True
         if (base := self._snowsight_base) and self.hook.last_query_id:
             CortexSnowsightLink.persist(self, context, query_url(base, self.hook.last_query_id))
@@ -410,10 +427,12 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         # A job this try created a moment ago has not finished: defer without asking.
         job = None if self._created else self._current(job_id)
         if (job is None or not job.is_finished) and self.deferrable:
+            place = self._model_place()  # read now: the resumed try then needs no connection
             self._close_hook()  # the worker slot is given up; so is its session
             self.defer(
                 trigger=self._trigger(job_id, self.poll_interval, self._deadline(), self.cancel_on_kill),
-                method_name="execute_complete",
+                method_name="_resume",
+                kwargs={"model_place": place},
             )
         event = self._wait_here(job_id, job, self.poll_interval, self._deadline())
         self._conclude(job_from_event(event), context)
@@ -486,14 +505,66 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
             label = getattr(self.model_asset, "name", self.model_asset.uri)  # 2.11's datasets: no name
             self.log.info("Asset event for %s: %s", label, extra)
 
+    def _start_preflight(self, request: FineTuneRequest) -> _Preflight:
+        """What pre-flight will check, and (over the SQL API) its profile of the data, started on
+        another thread (see ``CortexFineTuneHook.off_thread``); decided once per try."""
+        if self._preflight is None:
+            plan = self._preflight_plan(request)
+            profiling = None
+            if plan is not None:
+                profiling = self.hook.off_thread(partial(self._profile, request, plan), "cortex-preflight")
+            self._preflight = (plan, profiling)
+        return self._preflight
+
     def _check_data(self, request: FineTuneRequest, context: Context) -> dict[str, Any] | None:
-        """The pre-flight checks and the budget: raise before CREATE if the data would waste money.
+        """Put the intent on record, then run the pre-flight checks and the budget: raise before
+        CREATE if the data would waste money. Returns the estimate for XCom, if there is one.
 
-        Returns the estimate for XCom, which the caller pushes after the job id; a budget that
-        fails pushes it here, as the reason for failing.
+        Over the SQL API the data is profiled meanwhile, on another thread.
         """
-        from airflow_cortex.profiling import check_budget, evaluate
+        plan, profiling = self._start_preflight(request)
+        try:
+            self._record_intent(context)
+        finally:
+            if profiling is not None:
+                profiling.join()
+        if plan is None:
+            return None
+        profiles = profiling.result() if profiling is not None else self._profile(request, plan)
+        return self._judge(request, plan, profiles, context)
 
+    def _create(self, request: FineTuneRequest, estimate: dict[str, Any] | None, context: Context) -> str:
+        """Send CREATE and adopt its job; push the estimate.
+
+        The job id reaches XCom first: downstream tasks and people wait on it, while the estimate
+        is for reading later. Over the SQL API the estimate is pushed while CREATE is on its way,
+        and the job is adopted (recorded) even if that push failed, before its error is raised.
+        """
+        creating = None
+        if estimate is not None:
+            create = partial(self.hook.submit_finetune_request, request)
+            creating = self.hook.off_thread(create, "cortex-create")
+        if creating is not None:
+            pushed = _attempt(partial(context["ti"].xcom_push, key="estimate", value=estimate))
+            job_id = self._adopt(creating.result(), context, created=True)
+            if pushed is not None:
+                raise pushed
+            return job_id
+        try:
+            return self._adopt(self.hook.submit_finetune_request(request), context, created=True)
+        finally:
+            if estimate is not None:
+                context["ti"].xcom_push(key="estimate", value=estimate)
+
+    def _record_intent(self, context: Context) -> None:
+        """Say, before CREATE can be sent, that this try may create a job: a retry that finds no
+        recorded job id then looks for one created since (see ``_find_unrecorded_job``)."""
+        store = context.get("task_state_store")
+        if store is not None and self.existing_job_policy != "always_create":
+            store.set(INTENT_KEY, {"at": time.time(), "try_number": context["ti"].try_number})
+
+    def _preflight_plan(self, request: FineTuneRequest) -> PreflightPlan | None:
+        """What the pre-flight checks and the budget need profiled, or ``None`` if nothing is."""
         checks = self.preflight_checks
         epochs = request.options.get("max_epochs")
         budget = validate_budget(self.max_trained_tokens, epochs)
@@ -511,33 +582,62 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         if unprofiled and unprofiled[0][0] == "training_data_query":
             require_profiled_training(budget, unprofiled[0][1])
             return None
-        chars_per_token = (checks or PreflightChecks()).chars_per_token
-        profiles = self.hook.profile_training_data(request, chars_per_token)
-        estimate = evaluate(profiles, request.base_model, epochs, checks, [name for name, _ in unprofiled])
+        return PreflightPlan(checks, epochs, budget, [name for name, _ in unprofiled])
+
+    def _profile(self, request: FineTuneRequest, plan: PreflightPlan) -> list[DataProfile]:
+        return self.hook.profile_training_data(request, plan.chars_per_token)
+
+    def _judge(
+        self, request: FineTuneRequest, plan: PreflightPlan, profiles: list[DataProfile], context: Context
+    ) -> dict[str, Any]:
+        """The pre-flight checks and the budget on the profiled data: raise before CREATE if the
+        data would waste money.
+
+        Returns the estimate for XCom, which the caller pushes with the job id; a budget that
+        fails pushes it here, as the reason for failing.
+        """
+        from airflow_cortex.profiling import check_budget, evaluate
+
+        estimate = evaluate(profiles, request.base_model, plan.epochs, plan.checks, plan.unprofiled)
         self.log.info("%s", estimate.describe())
         for note in estimate.notes:
             self.log.info("Estimate note: %s", note)
         report = estimate.to_dict()
         try:
-            check_budget(estimate, budget)
+            check_budget(estimate, plan.budget)
         except CortexBudgetExceededError:
             context["ti"].xcom_push(key="estimate", value=report)  # the figures the failure names
             raise
-        if budget is not None:
+        if plan.budget is not None:
             self.log.info(
-                "Within budget: %s of max_trained_tokens=%s", f"{estimate.trained_tokens:,}", f"{budget:,}"
+                "Within budget: %s of max_trained_tokens=%s",
+                f"{estimate.trained_tokens:,}",
+                f"{plan.budget:,}",
             )
         return report
+
+    def _model_place(self) -> list[str | None] | None:
+        """Snowsight's URL for the account and the session's database and schema, where the
+        tuned model's page will be; ``None`` without a link."""
+        base = self._snowsight_base
+        if not base:
+            return None
+        try:
+            params = self.hook._get_conn_params()
+        except Exception:
+            self.log.debug("No Snowsight link: the connection could not be read", exc_info=True)
+            return None
+        return [base, params.get("database"), params.get("schema")]
 
     def _link_model(self, model: str, context: Context) -> None:
         """Point the Snowsight link at the tuned model. A link never fails a task whose paid job
         succeeded: a name it cannot place keeps the CREATE query's link, with a warning."""
-        base = self._snowsight_base
-        if not base:
+        place = self._place if self._place is not None else self._model_place()
+        if not place:
             return
+        base, database, schema = place
         try:
-            params = self.hook._get_conn_params()
-            url = model_url(base, model, params.get("database"), params.get("schema"))
+            url = model_url(str(base), model, database, schema)
         except Exception as error:
             self.log.warning("No Snowsight link to model %s: %s", model, error)
             return
@@ -643,3 +743,12 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
             job.status,
         )
         return job
+
+
+def _attempt(call: Callable[[], object]) -> Exception | None:
+    """Make ``call()``; return what it raised instead of raising it."""
+    try:
+        call()
+    except Exception as error:
+        return error
+    return None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +103,21 @@ class SqlApiClient:
             time.sleep(self.poll_interval)
             answer = self._request("GET", f"{STATEMENTS_PATH}/{answer['statementHandle']}")
         return parse_result(answer)
+
+    def pinned(self) -> SqlApiClient:
+        """A copy that sends this moment's headers and shares this client's connections.
+
+        For a statement on another thread: asking for headers can call into Airflow (an OAuth
+        refresh masks its new token through the task's channel to Airflow), and that channel must
+        stay on the task's own thread. A header is good for minutes at least (a JWT is renewed
+        five minutes before it expires), far longer than one statement.
+        """
+        import requests
+
+        if self.session is None:
+            self.session = requests.Session()
+        fixed = dict(self.headers())
+        return replace(self, headers=lambda: fixed)
 
     def close(self) -> None:
         """Close the kept HTTP connections."""

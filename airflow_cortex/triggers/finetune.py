@@ -18,6 +18,7 @@ from airflow_cortex.version_compat import TRIGGERER_CALLS_ON_KILL
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
+    from types import ModuleType
 
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
     from airflow_cortex.sqlapi.aio import AsyncSqlApiClient
@@ -46,6 +47,20 @@ def _blocking_executor() -> ThreadPoolExecutor:
 
 async def _off_loop(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_blocking_executor(), function, *args)
+
+
+_imported: dict[str, ModuleType] = {}
+
+
+async def _import(name: str) -> ModuleType:
+    """``name``'s module: imported off the loop the first time (a first import runs the module's
+    code, and loading the connector takes a third of a second), then from memory. A thousand
+    triggers that start together (a triggerer restart) would otherwise queue a thousand
+    thread-pool calls, and their answers, in one turn of the loop."""
+    module = _imported.get(name)
+    if module is None:
+        module = _imported[name] = await _off_loop(importlib.import_module, name)
+    return module
 
 
 class _SharedHooks:
@@ -200,7 +215,7 @@ class CortexFineTuneTrigger(BaseTrigger):
     async def _acquire_hook(self) -> CortexFineTuneHook:
         # The first import of the hook pulls in the Snowflake connector (~0.3 s); do it off the
         # loop so the first Cortex trigger on a triggerer does not stall the others.
-        await _off_loop(importlib.import_module, "airflow_cortex.hooks.finetune")
+        await _import("airflow_cortex.hooks.finetune")
         return _shared_hooks.acquire(self._hook_key, lambda: self._make_hook(keep_connection=True))
 
     async def _release_hook(self) -> None:
@@ -225,17 +240,18 @@ class CortexFineTuneTrigger(BaseTrigger):
         return AsyncSqlApiClient(from_connection(connection, overrides))
 
     async def _wait_sql_api(self) -> dict[str, Any]:
+        waiter = Waiter(self.job_id, self.poll_interval, self.deadline, self.log, self.retry_policy)
+        # Every step here is awaited on the loop, with no thread pool to queue them, and a
+        # triggerer starts the triggers it picks up (after a restart: all of them) in one turn of
+        # the loop: a thousand triggers setting up and polling there would hold it for tens of
+        # milliseconds. Each starts at a random point of its first interval instead, before
+        # anything else; the job was just created or was seen running before.
+        await asyncio.sleep(waiter.first_delay())
         # Imported off the loop, like the hook: the first trigger must not stall the others.
-        jobs = await _off_loop(importlib.import_module, "airflow_cortex.sqlapi.jobs")
+        jobs = await _import("airflow_cortex.sqlapi.jobs")
         clients = _sql_api_clients()
         client = await clients.acquire(self._hook_key, self._make_sql_api_client)
         try:
-            waiter = Waiter(self.job_id, self.poll_interval, self.deadline, self.log, self.retry_policy)
-            # Every poll here is awaited on the loop, with no thread pool to queue them: triggers
-            # that start together (a triggerer restart, a fan-out DAG) would poll, and handle
-            # their answers, in the same instant. The first poll at a random point of the first
-            # interval spreads them; the job was just created or was seen running before.
-            await asyncio.sleep(waiter.first_delay())
             while True:
                 try:
                     step = waiter.observed(await jobs.describe(client, self.job_id, self.log))
