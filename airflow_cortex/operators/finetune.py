@@ -536,9 +536,11 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
     def _create(self, request: FineTuneRequest, estimate: dict[str, Any] | None, context: Context) -> str:
         """Send CREATE and adopt its job; push the estimate.
 
-        The job id reaches XCom first: downstream tasks and people wait on it, while the estimate
-        is for reading later. Over the SQL API the estimate is pushed while CREATE is on its way,
-        and the job is adopted (recorded) even if that push failed, before its error is raised.
+        Over the SQL API the estimate is pushed while CREATE is on its way, so it lands before the
+        job id without delaying it; the job is adopted (recorded) even if that push failed, and
+        the push's error is raised after. Over the connector, whose statements stay on this
+        thread, the job id goes first: downstream tasks and people wait on it, while the estimate
+        is for reading later.
         """
         creating = None
         if estimate is not None:
