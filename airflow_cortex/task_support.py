@@ -83,17 +83,17 @@ def _state_in_database(ti: Any) -> str | None:
     from sqlalchemy import select
 
     with create_session() as session:
-        rows = session.execute(
+        row = session.execute(
             select(TaskInstance.state).where(
                 TaskInstance.dag_id == ti.dag_id,
                 TaskInstance.task_id == ti.task_id,
                 TaskInstance.run_id == ti.run_id,
                 TaskInstance.map_index == (-1 if ti.map_index is None else ti.map_index),
             )
-        ).all()
-    if not rows:
+        ).first()
+    if row is None:
         return UNKNOWN
-    state = rows[0][0]
+    state = row[0]
     return None if state is None else str(getattr(state, "value", state))
 
 

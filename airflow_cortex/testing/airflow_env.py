@@ -68,12 +68,19 @@ def isolate(dags_folder: Path | str | None = None, home: Path | str | None = Non
     return home
 
 
-def _airflow_major() -> int:
-    """The installed Airflow's major version, read from its metadata: importing it would read
-    the configuration before the home is set."""
-    from importlib.metadata import version
+def _airflow_version() -> str:
+    """The installed Airflow's version, read from its metadata: importing it would read the
+    configuration before the home is set."""
+    from importlib.metadata import PackageNotFoundError, version
 
-    return int(version("apache-airflow").split(".")[0])
+    try:
+        return version("apache-airflow-core")  # Airflow 3
+    except PackageNotFoundError:
+        return version("apache-airflow")
+
+
+def _airflow_major() -> int:
+    return int(_airflow_version().split(".")[0])
 
 
 def migrate() -> Path:
@@ -122,12 +129,8 @@ def _cached_schema() -> Iterator[Path]:
     used. ``CORTEX_AIRFLOW_DB_CACHE`` moves the cache (default ``~/.cache/airflow-cortex``).
     """
     import fcntl
-    from importlib.metadata import PackageNotFoundError, version
 
-    try:
-        airflow_version = version("apache-airflow-core")
-    except PackageNotFoundError:
-        airflow_version = version("apache-airflow")
+    airflow_version = _airflow_version()
     cache = Path(os.environ.get("CORTEX_AIRFLOW_DB_CACHE", "~/.cache/airflow-cortex")).expanduser()
     cache.mkdir(parents=True, exist_ok=True)
     with (cache / "migrate.lock").open("w") as lock:
