@@ -13,6 +13,8 @@ UV_VERSION="0.13.9"
 if [ -n "${CORTEX_AIRFLOW:-}" ]; then
     CONSTRAINTS="$ROOT/constraints/airflow-$CORTEX_AIRFLOW.txt"
     VENV="${CORTEX_VENV:-$ROOT/.venv-airflow-$CORTEX_AIRFLOW}"
+    # Another Airflow runs the tests only: lint, types and the release check run on the primary.
+    EXTRAS="test"
     if [ ! -f "$CONSTRAINTS" ]; then
         echo "No pinned set for Airflow $CORTEX_AIRFLOW: $CONSTRAINTS does not exist." >&2
         echo "The pinned sets are constraints.txt (the primary Airflow) and constraints/airflow-*.txt." >&2
@@ -21,6 +23,7 @@ if [ -n "${CORTEX_AIRFLOW:-}" ]; then
 else
     CONSTRAINTS="$ROOT/constraints.txt"
     VENV="${CORTEX_VENV:-$ROOT/.venv}"
+    EXTRAS="dev"
 fi
 
 if [ ! -x "$VENV/bin/python" ]; then
@@ -30,12 +33,12 @@ fi
 
 stamp="$VENV/.airflow-cortex-installed"
 # The trailing word marks installs that also compiled the installed packages' bytecode.
-want="$( (cat "$ROOT/pyproject.toml" "$CONSTRAINTS"; echo bytecode) | sha256sum | cut -d' ' -f1)"
+want="$( (cat "$ROOT/pyproject.toml" "$CONSTRAINTS"; echo "$EXTRAS bytecode") | sha256sum | cut -d' ' -f1)"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     echo "==> installing airflow-cortex and its test tools into $VENV ($(grep '^apache-airflow==' "$CONSTRAINTS"))" >&2
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
     "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" \
-        --constraint "$CONSTRAINTS" --editable "$ROOT[dev]"
+        --constraint "$CONSTRAINTS" --editable "$ROOT[$EXTRAS]"
     # Where PYTHONDONTWRITEBYTECODE is set (it is on this project's machines), Python caches
     # nothing it compiles, so every process (each test worker, airflow CLI, task process and
     # deployment component) compiled Airflow from source again: about 10 s of CPU each. Bytecode

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from hypothesis import settings
 
-from airflow_cortex.testing.airflow_env import isolate, migrate
+from airflow_cortex.testing.airflow_env import isolate
 from airflow_cortex.testing.dagruns import DagRunner
 
 if TYPE_CHECKING:
@@ -64,9 +64,10 @@ def pytest_terminal_summary(terminalreporter) -> None:
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """Migrate the metadata database once per test session (real Airflow, no mocks)."""
-    return migrate()
+def airflow_db(cortex_airflow_db: Path) -> Path:
+    """The metadata database, migrated once per test session (real Airflow, no mocks), by the
+    package's own fixture, as a user's project gets it."""
+    return cortex_airflow_db
 
 
 @pytest.fixture

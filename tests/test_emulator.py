@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import ssl
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from typing import Any
@@ -251,6 +253,24 @@ def test_synchronous_errors_mirror_snowflake(hook):
 def test_one_emulator_per_process(cortex_emulator):
     with pytest.raises(RuntimeError, match="already running"):
         CortexEmulator().start()
+
+
+def test_a_process_that_ran_the_emulator_leaves_no_temporary_directory(tmp_path):
+    """fakesnow makes a stage directory when imported; the emulator removes it at exit."""
+    script = (
+        "import fakesnow.transforms.stage as stage, airflow_cortex.testing.server; "
+        "print(stage.LOCAL_BUCKET_PATH)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+    )
+    made = result.stdout.splitlines()[-1]  # after whatever Airflow logs on import
+    assert made.startswith(str(tmp_path))  # it was made, in the folder this test gave it
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow

@@ -14,6 +14,7 @@ from conftest import run_dag, task_states, xcom_value
 
 from airflow_cortex.jobcontrol.ownership import UNKNOWN
 from airflow_cortex.task_support import task_instance_state
+from airflow_cortex.testing.execution_api import share_in_process_execution_api
 from airflow_cortex.version_compat import AIRFLOW_V_3_0_PLUS
 
 pytestmark = [pytest.mark.airflow, pytest.mark.versions]
@@ -36,6 +37,22 @@ def test_deferred_operator_deferred_sensor_and_a_model_reader_pay_for_one_job(
     assert seeded.engine.job_count == 1
     assert xcom_value(run, "finetune") == xcom_value(run, "wait")["job_id"] == job["id"]
     assert xcom_value(run, "promote") == "promoted CORTEX_TEST.PUBLIC.waited_model"
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0, training_seconds=0.3)
+def test_dag_test_runs_share_one_in_process_execution_api(airflow_db, seeded, cortex_connection):
+    """Three tasks, two of them deferred (their triggers run in-process too), in two runs: one API
+    built in this test process, where Airflow 3 builds one per task (2-3 s of CPU each)."""
+    shared = share_in_process_execution_api()  # the session fixture already did; idempotent
+    if not AIRFLOW_V_3_0_PLUS:
+        assert shared is None  # Airflow 2's dag.test() runs tasks without an execution API
+        return
+    assert shared is not None
+    for _ in range(2):
+        run = run_dag("cortex_test_pipeline")
+        assert run.state == "success", task_states(run)
+    assert shared.builds == 1
+    assert share_in_process_execution_api() is shared
 
 
 @pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="Airflow 3 reads the state through the Task SDK's API")

@@ -92,10 +92,17 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def cortex_airflow_db() -> Path:
-    """Airflow's metadata database, migrated once per session; returns the Airflow home."""
-    from airflow_cortex.testing.airflow_env import migrate
+    """Airflow's metadata database, migrated once per session; returns the Airflow home.
 
-    return migrate()
+    Also makes ``dag.test()`` reuse one in-process execution API for the session's runs (see
+    :mod:`airflow_cortex.testing.execution_api`).
+    """
+    from airflow_cortex.testing.airflow_env import migrate
+    from airflow_cortex.testing.execution_api import share_in_process_execution_api
+
+    home = migrate()
+    share_in_process_execution_api()
+    return home
 
 
 @pytest.fixture

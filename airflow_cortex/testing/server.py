@@ -18,9 +18,11 @@ fakesnow's server keeps its sessions in module state.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import re
+import shutil
 import socket
 import threading
 from collections import Counter
@@ -29,6 +31,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
 import fakesnow.server as fakesnow_server
+import fakesnow.transforms.stage as fakesnow_stage
 import snowflake.connector.errors as sf_errors
 import uvicorn
 from fakesnow.conn import FakeSnowflakeConnection
@@ -53,6 +56,11 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     EngineCall = Callable[[list[Any], str | None, str | None], str | None]
+
+# fakesnow makes its local stage directory when imported and never removes it: one empty
+# directory left in the system's temporary folder by every process that ever ran an emulator
+# (thousands of them after a few test runs). It is private to this process.
+atexit.register(shutil.rmtree, fakesnow_stage.LOCAL_BUCKET_PATH, ignore_errors=True)
 
 _UDF_NAME = "_airflow_cortex_finetune"
 _COMPLETE_UDF_NAME = "_airflow_cortex_complete"
