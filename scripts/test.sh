@@ -16,7 +16,7 @@
 #
 # CORTEX_TEST_WORKERS sets how many test processes run side by side (default 4: the tests mostly
 # wait on the emulator's clock, so four keep two cores busy; 0 runs them in this process).
-# CORTEX_MATRIX_WORKERS does the same for the other Airflow versions (default 2: their 92 tests
+# CORTEX_MATRIX_WORKERS does the same for the other Airflow versions (default 2: their 93 tests
 # are too few for the start-up of two more processes, about 15 s of CPU each, to pay for itself;
 # measured on Airflow 3.2 on 2 cores: 76 s with 2 workers, 84 s with 4).
 set -euo pipefail
