@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Mapping
 from contextlib import suppress
 from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
@@ -69,13 +69,22 @@ JOB_ID_KEY = "cortex_finetune_job_id"
 INTENT_KEY = "cortex_finetune_submit_intent"
 #: What ``get_job_status`` reports for a recorded job Snowflake no longer knows.
 GARBAGE_COLLECTED = "GARBAGE_COLLECTED"
-#: This try's pre-flight: what it checks (``None``: nothing) and its profile of the data under
-#: way on another thread (``None``: profiled on the task's own thread, when it is needed).
-_Preflight = tuple["PreflightPlan | None", "OffThread[list[DataProfile]] | None"]
 
 #: Seconds ``on_kill`` waits for each read (owner record, task state) before deciding without it.
 #: Airflow escalates to SIGKILL 5 s after SIGTERM, and the cancel itself needs time too.
 KILL_READ_SECONDS = 1.5
+
+
+class _Preflight(NamedTuple):
+    """This try's pre-flight, decided once per try (see ``_start_preflight``)."""
+
+    plan: PreflightPlan | None
+    """What it checks; ``None``: nothing."""
+    profiling: OffThread[list[DataProfile]] | None
+    """Its profile of the data under way on another thread; ``None``: profiled on the task's own
+    thread, when it is needed."""
+
+
 #: The result fields an asset event for the tuned model carries in its ``extra``.
 ASSET_EXTRA_KEYS = ("job_id", "model", "base_model", "trained_tokens", "training_loss", "validation_loss")
 
@@ -309,8 +318,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
                 self._start_preflight(self._build_request())
             self.execute_resumable(context)
         finally:
-            if self._preflight is not None and self._preflight[1] is not None:
-                self._preflight[1].join()  # no statement is left running behind the try
+            if self._preflight is not None and self._preflight.profiling is not None:
+                self._preflight.profiling.join()  # no statement is left running behind the try
             self._close_hook()
         if self._job_id is None:  # pragma: no cover - every path through the mixin adopts a job
             raise CortexFineTuneError("No fine-tuning job was submitted or found")
@@ -513,7 +522,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
             profiling = None
             if plan is not None:
                 profiling = self.hook.off_thread(partial(self._profile, request, plan), "cortex-preflight")
-            self._preflight = (plan, profiling)
+            self._preflight = _Preflight(plan, profiling)
         return self._preflight
 
     def _check_data(self, request: FineTuneRequest, context: Context) -> dict[str, Any] | None:
