@@ -22,6 +22,8 @@ from airflow.providers.common.compat.sdk import BaseOperatorLink
 from airflow_cortex.names import parse_model_name
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from airflow.providers.common.compat.sdk import BaseOperator, TaskInstanceKey
 
 SNOWSIGHT = "https://app.snowflake.com"
@@ -68,6 +70,20 @@ def model_url(base: str, model: str, database: str | None = None, schema: str | 
         parts = [str(part) for part in context] + parts
     database_part, schema_part, name = (quote(part, safe="") for part in parts)
     return f"{base}/#/data/databases/{database_part}/schemas/{schema_part}/model/{name}"
+
+
+def placed_model_url(place: Sequence[str | None] | None, model: str | None, log: Any) -> str | None:
+    """The tuned model's page, from where it will be (``[base, database, schema]``, as a deferring
+    task reads it), or ``None``. A link never fails a task whose paid job succeeded: a name it
+    cannot place gets no link, with a warning."""
+    if not (place and model):
+        return None
+    base, database, schema = place
+    try:
+        return model_url(str(base), model, database, schema)
+    except Exception as error:
+        log.warning("No Snowsight link to model %s: %s", model, error)
+        return None
 
 
 def query_url(base: str, query_id: str) -> str:

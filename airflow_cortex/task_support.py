@@ -145,8 +145,9 @@ class CortexTaskMixin:
             self.__dict__.pop("hook").close()
 
     def _trigger(
-        self, job_id: str, poll_interval: float, deadline: float | None, cancel_on_kill: bool
+        self, job_id: str, poll_interval: float, deadline: float | None, cancel_on_kill: bool, **ending: Any
     ) -> CortexFineTuneTrigger:
+        """``ending``: the trigger's ``end_from_trigger`` arguments, if the task ends there."""
         from airflow_cortex.triggers.finetune import CortexFineTuneTrigger
 
         return CortexFineTuneTrigger(
@@ -158,6 +159,7 @@ class CortexTaskMixin:
             retry_policy=self.transient_retry.to_dict(),
             allow_unknown_base_model=self.allow_unknown_base_model,
             transport=self._trigger_transport(),
+            **ending,
         )
 
     def _trigger_transport(self) -> str:

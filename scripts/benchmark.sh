@@ -3,7 +3,7 @@
 # against the Snowflake provider's SQLExecuteQueryOperator and SnowflakeSqlApiOperator running
 # the same FINETUNE statement (time to the job id in XCom, logins and queries, worker seconds
 # held while a job trains), the operator modules' import cost, and the triggerer with 1, 100 and
-# 1000 concurrent jobs. Prints tables; takes about five minutes. `--quick` for a smoke run.
+# 1000 concurrent jobs. Prints tables; takes about fifteen minutes. `--quick` for a smoke run.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -33,10 +33,11 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.serial]
 
 DAGS = Path(__file__).parent / "deployment_dags"
-WORKER, DEFERRED, DEFERRED_NO_RETRY = (
+WORKER, DEFERRED, DEFERRED_NO_RETRY, TRIGGER_END = (
     "cortex_deploy_worker_r2",
     "cortex_deploy_deferred_r2",
     "cortex_deploy_deferred_r0",
+    "cortex_deploy_trigger_end",
 )
 READY_TIMEOUT = 240
 RUN_TIMEOUT = 300
@@ -349,3 +350,24 @@ def test_marked_failed_while_waiting_then_cleared(stack, dag_id):
     jobs = _finish(stack, f"5. mark failed while waiting ({mode}), then clear", dag_id, run_id, model)
     assert [j["status"] for j in jobs] == ["CANCELLED", "SUCCESS"]
     assert jobs[0]["id"] == first["id"]
+
+
+def test_a_task_the_triggerer_ends_never_returns_to_a_worker(stack):
+    """``end_from_trigger``: the job's success ends the task in the triggerer, with the XComs a
+    resumed worker would push (the reader gets the model); no worker runs the task again."""
+    model = "deploy_trigger_end"
+    run_id = _start(stack, TRIGGER_END, model)
+    job = _waiting(stack, TRIGGER_END, run_id, model, "deferred")
+    stack.end_training(job)
+    jobs = _finish(stack, "6. end_from_trigger: the triggerer ends the task", TRIGGER_END, run_id, model)
+    assert len(jobs) == 1
+    xcom = f"/api/v2/dags/{TRIGGER_END}/dagRuns/{run_id}/taskInstances/finetune/xcomEntries"
+    # As the API shows any task's XCom (a worker's too): the stored JSON, as text.
+    assert json.loads(stack.deployment.request("GET", f"{xcom}/return_value")["value"]) == job["id"]
+    assert json.loads(stack.deployment.request("GET", f"{xcom}/result")["value"])["status"] == "SUCCESS"
+    logs = stack.deployment.home / f"logs/dag_id={TRIGGER_END}/run_id={run_id}/task_id=finetune"
+    (trigger_log,) = logs.glob("attempt=1.log.trigger.*.log")
+    assert "ending the task from the triggerer" in trigger_log.read_text()
+    worker_log = (logs / "attempt=1.log").read_text(errors="replace")
+    assert "Cortex fine-tuning job created" in worker_log  # the try that deferred
+    assert "Tuned model" not in worker_log  # and no try that resumed

@@ -248,3 +248,37 @@ def test_the_estimate_goes_to_xcom_during_create_only_over_the_sql_api_and_a_fai
     estimate, job_id = ("estimate", {"trained_tokens": 1}), ("job_id", job["id"])
     assert pushed == ([estimate, job_id] if cortex_transport == "sql_api" else [job_id, estimate])
     assert seeded.counts["logins"] == (0 if cortex_transport == "sql_api" else 1)
+
+
+def test_the_async_client_sends_at_most_its_pool_at_once_and_queues_the_rest_itself(seeded, monkeypatch):
+    """A thousand triggers on one connection must not open a thousand connections, nor park a
+    thousand built requests inside aiohttp (their objects made every garbage collection pass of
+    the triggerer walk them): past ``IN_FLIGHT`` a request waits before it is built."""
+    import asyncio
+
+    from airflow_cortex.sqlapi import aio
+    from airflow_cortex.triggers.finetune import CortexFineTuneTrigger
+
+    monkeypatch.setattr(aio, "IN_FLIGHT", 3)
+    seeded.sql_api_auth.trust_public_key("EMULATOR", KEY.public_key())
+    conn_id = _use(monkeypatch, seeded, "probe", private_key_content=PEM, transport="sql_api")
+    client = CortexFineTuneTrigger(job_id="ft_0", snowflake_conn_id=conn_id)._make_sql_api_client()
+    seeded.faults.stall(0.5, times=7, sql_contains="SELECT 41")
+
+    async def run() -> tuple[int, list[object]]:
+        statements = [asyncio.ensure_future(client.execute(f"SELECT 41 + {i}")) for i in range(7)]
+        try:
+            for _ in range(100):  # until the first requests are held by the emulator
+                await asyncio.sleep(0.02)
+                if seeded.counts["sqlapi_requests"] >= 3:
+                    break
+            await asyncio.sleep(0.2)
+            arrived = seeded.counts["sqlapi_requests"]
+            return arrived, [result.rows[0][0] for result in await asyncio.gather(*statements)]
+        finally:
+            await client.close()
+
+    arrived, answers = asyncio.run(run())
+    assert arrived == 3
+    assert answers == [41 + i for i in range(7)]
+    assert seeded.counts["sqlapi_requests"] == 7

@@ -74,6 +74,10 @@ def test_serialises_every_setting_and_round_trips():
         cancel_on_kill=True,
         retry_policy={"max_attempts": 3, "initial_delay": 1.0, "max_delay": 9.0},
         allow_unknown_base_model=True,
+        transport="sql_api",
+        end_from_trigger=True,
+        model_place=["https://app.snowflake.com/org/acct", "DB", "S"],
+        push_return_value=False,
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_cortex.triggers.finetune.CortexFineTuneTrigger"
@@ -93,6 +97,70 @@ def test_fires_one_finished_event_with_describes_answer(seeded, cortex_connectio
     job = job_from_event(event.payload)
     assert job.succeeded
     assert job.model == "CORTEX_TEST.PUBLIC.t"
+
+
+class _PushedXComs:
+    """The part of a task instance :func:`report_success` pushes to."""
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=0.4)
+@pytest.mark.parametrize("push_return_value", [True, False])
+def test_end_from_trigger_ends_a_succeeded_task_with_the_xcoms_its_worker_would_push(
+    seeded, cortex_connection, push_return_value
+):
+    from airflow.triggers.base import TaskSuccessEvent
+
+    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+    from airflow_cortex.jobcontrol.waiting import report_success
+    from airflow_cortex.links import CortexSnowsightLink, model_url
+
+    job_id = CortexFineTuneHook(snowflake_conn_id=cortex_connection).create_finetune_job(
+        "t", "llama3.1-8b", "SELECT prompt, completion FROM train"
+    )
+    base = "https://app.snowflake.com/org/acct"
+    trigger = _trigger(
+        cortex_connection,
+        job_id,
+        end_from_trigger=True,
+        model_place=[base, "CORTEX_TEST", "PUBLIC"],
+        push_return_value=push_return_value,
+    )
+    event = asyncio.run(_first_event(trigger))
+    assert isinstance(event, TaskSuccessEvent)
+    # What a resumed worker pushes for the same job, key for key.
+    worker = _PushedXComs()
+    report_success(
+        CortexFineTuneHook(snowflake_conn_id=cortex_connection).describe_finetune_job(job_id), worker, _Log()
+    )
+    expected = {
+        **worker.pushed,
+        CortexSnowsightLink().xcom_key: model_url(base, "CORTEX_TEST.PUBLIC.t", "CORTEX_TEST", "PUBLIC"),
+        **({"return_value": job_id} if push_return_value else {}),
+    }
+    assert event.xcoms == expected
+    assert event.xcoms["model"] == "CORTEX_TEST.PUBLIC.t"
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=0.4)
+def test_end_from_trigger_leaves_a_failed_job_to_the_worker_to_fail_the_task(seeded, cortex_connection):
+    from airflow.triggers.base import BaseTaskEndEvent
+
+    from airflow_cortex.hooks.finetune import CortexFineTuneHook
+
+    seeded.engine.script_next_job(ScriptedOutcome("ERROR", code="E42", message="bad labels", after=0.1))
+    job_id = CortexFineTuneHook(snowflake_conn_id=cortex_connection).create_finetune_job(
+        "t", "llama3.1-8b", "SELECT prompt, completion FROM train"
+    )
+    event = asyncio.run(_first_event(_trigger(cortex_connection, job_id, end_from_trigger=True)))
+    assert not isinstance(event, BaseTaskEndEvent)
+    assert event.payload["kind"] == FINISHED
+    assert job_from_event(event.payload).status == "ERROR"
 
 
 @pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=0.4)

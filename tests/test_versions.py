@@ -63,3 +63,21 @@ def test_on_airflow_2_a_kill_reads_the_task_state_from_the_metadata_database(air
     ti = SimpleNamespace(dag_id=run.dag_id, task_id="_plain", run_id=run.run_id, map_index=-1)
     assert task_instance_state(ti) == "success"
     assert task_instance_state(SimpleNamespace(**{**vars(ti), "task_id": "no_such_task"})) == UNKNOWN
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=0.5)
+def test_a_task_the_trigger_ends_gives_its_reader_the_model_for_one_job(
+    airflow_db, seeded, cortex_connection, capsys
+):
+    """``dag.test()`` runs the trigger in line and resumes the task with the ending event's
+    payload (it has no triggerer to end it); the task concludes from the job, as a resumed try."""
+    run = run_dag("cortex_test_trigger_end")
+    assert run.state == "success", task_states(run)
+    (job,) = seeded.engine.show()
+    assert seeded.engine.job_count == 1
+    assert xcom_value(run, "finetune") == job["id"]
+    assert xcom_value(run, "finetune", key="result")["status"] == "SUCCESS"
+    assert xcom_value(run, "promote") == "promoted CORTEX_TEST.PUBLIC.ended_model"
+    output = capsys.readouterr()
+    assert "ending the task from the triggerer" in output.out + output.err
+    assert f"concluding from job {job['id']}" in output.out + output.err

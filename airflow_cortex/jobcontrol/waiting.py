@@ -223,9 +223,13 @@ class Waiter:
         return Step(sleep=min(seconds, remaining))
 
 
-def report_success(job: FineTuneJob, ti: Any, log: logging.Logger | Any) -> dict[str, Any]:
-    """Log the tuned model and push it (key ``model``) and the result (key ``result``) to XCom."""
-    result = job.to_dict()
+def success_xcoms(job: FineTuneJob) -> dict[str, Any]:
+    """What a succeeded job puts in XCom, keys ``model`` and ``result``: the same whether the task
+    ends on a worker or in the triggerer (``end_from_trigger``)."""
+    return {"model": job.model, "result": job.to_dict()}
+
+
+def log_success(job: FineTuneJob, log: logging.Logger | Any) -> None:
     log.info(
         "Tuned model: %s (trained tokens %s, training loss %s, validation loss %s)",
         job.model,
@@ -233,6 +237,13 @@ def report_success(job: FineTuneJob, ti: Any, log: logging.Logger | Any) -> dict
         job.training_loss,
         job.validation_loss,
     )
-    ti.xcom_push(key="model", value=job.model)
-    ti.xcom_push(key="result", value=result)
+
+
+def report_success(job: FineTuneJob, ti: Any, log: logging.Logger | Any) -> dict[str, Any]:
+    """Log the tuned model and push it (key ``model``) and the result (key ``result``) to XCom."""
+    log_success(job, log)
+    xcoms = success_xcoms(job)
+    for key, value in xcoms.items():
+        ti.xcom_push(key=key, value=value)
+    result: dict[str, Any] = xcoms["result"]
     return result

@@ -31,7 +31,7 @@ from airflow_cortex.jobcontrol.waiting import (
     validate_poll_interval,
     validate_timeout,
 )
-from airflow_cortex.links import CortexSnowsightLink, model_url, query_url
+from airflow_cortex.links import CortexSnowsightLink, placed_model_url, query_url
 from airflow_cortex.names import parse_model_name
 from airflow_cortex.preflight import (
     PreflightChecks,
@@ -87,6 +87,22 @@ class _Preflight(NamedTuple):
 
 #: The result fields an asset event for the tuned model carries in its ``extra``.
 ASSET_EXTRA_KEYS = ("job_id", "model", "base_model", "trained_tokens", "training_loss", "validation_loss")
+
+
+def _check_end_from_trigger(deferrable: bool, wait_for_completion: bool, outlets: Sequence[object]) -> None:
+    """Refuse, at parse time, an ``end_from_trigger`` that could not keep its promise."""
+    if not (deferrable and wait_for_completion):
+        raise CortexValidationError(
+            "end_from_trigger",
+            "needs deferrable=True and wait_for_completion=True: only a trigger waiting for the job "
+            "can end the task",
+        )
+    if outlets:
+        raise CortexValidationError(
+            "end_from_trigger",
+            "cannot be combined with model_asset or outlets: Airflow emits a task's asset events only when "
+            "it finishes on a worker, so the trigger would end the task without them",
+        )
 
 
 def _has_template(value: object) -> bool:
@@ -155,6 +171,12 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
     :param model_asset: An asset to emit an event for when the job succeeds, with ``job_id``,
         ``model``, ``base_model``, ``trained_tokens`` and the losses in the event's extra, so a
         DAG scheduled on it runs for every new model version. Needs ``wait_for_completion``.
+    :param end_from_trigger: With ``deferrable=True``: when the job succeeds, the triggerer ends
+        the task and pushes its XComs (``model``, ``result``, the job id, the link), so no worker
+        starts again to resume it. A failed, cancelled or timed-out job still resumes on a worker
+        to fail the task with its error. Airflow emits asset events and runs task listeners
+        (OpenLineage's completion event) only on a worker, so this cannot be combined with
+        ``model_asset`` or other outlets, and Airflow 2.11 refuses it where listeners are installed.
     :param snowflake_conn_id: A ``snowflake`` connection.
     :param warehouse: Overrides the connection's warehouse (it runs the data queries).
     :param database: Overrides the connection's database (unqualified names resolve in it).
@@ -208,6 +230,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         preflight_checks: PreflightChecks | Mapping[str, Any] | bool = True,
         max_trained_tokens: int | str | None = None,
         model_asset: Asset | None = None,
+        end_from_trigger: bool = False,
         snowflake_conn_id: str = DEFAULT_CONN_ID,
         warehouse: str | None = None,
         database: str | None = None,
@@ -228,6 +251,9 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
                 )
             kwargs["outlets"] = [*(kwargs.get("outlets") or []), model_asset]
         super().__init__(**kwargs)
+        if end_from_trigger:
+            _check_end_from_trigger(deferrable, wait_for_completion, self.outlets)
+        self.end_from_trigger = end_from_trigger
         self.model_name = model_name
         self.base_model = base_model
         self.training_data_query = training_data_query
@@ -341,7 +367,27 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         """Where a deferred try resumes: :meth:`execute_complete`, told where the tuned model's
         Snowsight page will be (a subclass that overrides ``execute_complete`` keeps its signature)."""
         self._place = model_place
+        if self.end_from_trigger and not isinstance(event, dict):
+            return self._resume_ended(context, event)
         return self.execute_complete(context, event)
+
+    def _resume_ended(self, context: Context, event: object) -> str:
+        """The trigger ended the task (its job succeeded), yet it was resumed with that event's
+        payload, the state's name: Airflow's ``dag.test()`` runs triggers in line and resumes every
+        deferred task. The XComs the trigger carried were never written, so this try concludes
+        from the job itself, as any resumed try would."""
+        self._context = context
+        ti = context["ti"]
+        job_id = ti.xcom_pull(task_ids=ti.task_id, key="job_id", map_indexes=ti.map_index)
+        if not job_id:
+            raise CortexFineTuneError(f"Resumed with {event!r}, but this try pushed no job id")
+        self.log.info("The trigger ended the task (%s); concluding from job %s", event, job_id)
+        self._job_id = str(job_id)
+        try:
+            self._conclude(self.hook.describe_finetune_job(self._job_id), context)
+        finally:
+            self._close_hook()
+        return self._job_id
 
     def on_kill(self) -> None:
         """Cancel the job if this try still owns it and the kill ends the task (see ``ownership``)."""
@@ -438,8 +484,15 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         if (job is None or not job.is_finished) and self.deferrable:
             place = self._model_place()  # read now: the resumed try then needs no connection
             self._close_hook()  # the worker slot is given up; so is its session
+            ending = (
+                {"end_from_trigger": True, "model_place": place, "push_return_value": self.do_xcom_push}
+                if self.end_from_trigger
+                else {}
+            )
             self.defer(
-                trigger=self._trigger(job_id, self.poll_interval, self._deadline(), self.cancel_on_kill),
+                trigger=self._trigger(
+                    job_id, self.poll_interval, self._deadline(), self.cancel_on_kill, **ending
+                ),
                 method_name="_resume",
                 kwargs={"model_place": place},
             )
@@ -641,18 +694,12 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         return [base, params.get("database"), params.get("schema")]
 
     def _link_model(self, model: str, context: Context) -> None:
-        """Point the Snowsight link at the tuned model. A link never fails a task whose paid job
-        succeeded: a name it cannot place keeps the CREATE query's link, with a warning."""
+        """Point the Snowsight link at the tuned model; a name it cannot place keeps the CREATE
+        query's link (see ``placed_model_url``)."""
         place = self._place if self._place is not None else self._model_place()
-        if not place:
-            return
-        base, database, schema = place
-        try:
-            url = model_url(str(base), model, database, schema)
-        except Exception as error:
-            self.log.warning("No Snowsight link to model %s: %s", model, error)
-            return
-        CortexSnowsightLink.persist(self, context, url)
+        url = placed_model_url(place, model, self.log)
+        if url:
+            CortexSnowsightLink.persist(self, context, url)
 
     @cached_property
     def _snowsight_base(self) -> str | None:

@@ -12,7 +12,16 @@ from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_cortex.exceptions import CortexFineTuneError
 from airflow_cortex.jobcontrol.ownership import UNKNOWN, trigger_kill_verdict
-from airflow_cortex.jobcontrol.waiting import DEFAULT_POLL_INTERVAL, RetryPolicy, Waiter
+from airflow_cortex.jobcontrol.waiting import (
+    DEFAULT_POLL_INTERVAL,
+    FINISHED,
+    RetryPolicy,
+    Waiter,
+    job_from_event,
+    log_success,
+    success_xcoms,
+)
+from airflow_cortex.results import FineTuneStatus
 from airflow_cortex.task_support import build_hook, connection_settings, task_instance_state
 from airflow_cortex.version_compat import TRIGGERER_CALLS_ON_KILL
 
@@ -153,6 +162,13 @@ class CortexFineTuneTrigger(BaseTrigger):
         success, clear). Not done on triggerer restarts or timeouts.
     :param retry_policy: ``RetryPolicy`` fields for transient errors.
     :param transport: ``"connector"`` or ``"sql_api"``, as the task's hook resolved it.
+    :param end_from_trigger: When the job succeeds, end the task from here (Airflow's
+        ``TaskSuccessEvent``) with the XComs its worker would have pushed, instead of resuming it
+        on a worker; any other outcome still resumes it, to fail with the job's own error.
+    :param model_place: Snowsight's URL and the session's database and schema, where the tuned
+        model's page will be (read by the deferring task): the link an ended task keeps.
+    :param push_return_value: Whether an ended task's ``return_value`` XCom is the job id, as the
+        worker's would be (the operator's ``do_xcom_push``).
     """
 
     def __init__(
@@ -169,6 +185,9 @@ class CortexFineTuneTrigger(BaseTrigger):
         retry_policy: dict[str, Any] | None = None,
         allow_unknown_base_model: bool = False,
         transport: str = "connector",
+        end_from_trigger: bool = False,
+        model_place: list[str | None] | None = None,
+        push_return_value: bool = True,
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.job_id = job_id
@@ -183,6 +202,9 @@ class CortexFineTuneTrigger(BaseTrigger):
         self.retry_policy = RetryPolicy(**(retry_policy or {}))
         self.allow_unknown_base_model = allow_unknown_base_model
         self.transport = transport
+        self.end_from_trigger = end_from_trigger
+        self.model_place = model_place
+        self.push_return_value = push_return_value
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -196,6 +218,9 @@ class CortexFineTuneTrigger(BaseTrigger):
                 "retry_policy": self.retry_policy.to_dict(),
                 "allow_unknown_base_model": self.allow_unknown_base_model,
                 "transport": self.transport,
+                "end_from_trigger": self.end_from_trigger,
+                "model_place": self.model_place,
+                "push_return_value": self.push_return_value,
             },
         )
 
@@ -280,7 +305,31 @@ class CortexFineTuneTrigger(BaseTrigger):
                         "Task killed: no decision on job %s within %s s", self.job_id, ON_KILL_TIMEOUT
                     )
             raise
-        yield TriggerEvent(event)  # type: ignore[no-untyped-call]
+        yield self._task_end(event) or TriggerEvent(event)  # type: ignore[no-untyped-call]
+
+    def _task_end(self, event: dict[str, Any]) -> TriggerEvent | None:
+        """With ``end_from_trigger``, the event that ends a task whose job succeeded, carrying what
+        its resumed worker would have pushed (``model``, ``result``, the job id as
+        ``return_value``, the link to the model); ``None`` for any other outcome."""
+        if not (
+            self.end_from_trigger
+            and event.get("kind") == FINISHED
+            and event.get("status") == FineTuneStatus.SUCCESS
+        ):
+            return None
+        from airflow.triggers.base import TaskSuccessEvent
+
+        from airflow_cortex.links import CortexSnowsightLink, placed_model_url
+
+        job = job_from_event(event)
+        log_success(job, self.log)
+        xcoms: dict[str, Any] = success_xcoms(job)
+        if self.push_return_value:
+            xcoms["return_value"] = job.id
+        if url := placed_model_url(self.model_place, job.model, self.log):
+            xcoms[CortexSnowsightLink().xcom_key] = url
+        self.log.info("Job %s succeeded: ending the task from the triggerer (end_from_trigger)", job.id)
+        return TaskSuccessEvent(xcoms=xcoms)  # type: ignore[no-untyped-call,unused-ignore]
 
     async def _wait_on_transport(self) -> dict[str, Any]:
         if self.transport == "sql_api":

@@ -1,6 +1,7 @@
 """DAGs the multi-process deployment test runs: one fine-tune task and a task reading its model.
 
-One DAG per waiting mode and retry count (neither is templated). The model name comes from the
+One DAG per waiting mode and retry count (neither is templated), and one whose task the
+triggerer ends. The model name comes from the
 run's conf, so each scenario's jobs are told apart on the emulator.
 """
 
@@ -22,9 +23,14 @@ def report(model: str | None) -> str:
     return model
 
 
-for _deferrable, _retries in ((False, 2), (True, 2), (True, 0)):
+for _name, _deferrable, _retries, _ending in (
+    ("worker_r2", False, 2, False),
+    ("deferred_r2", True, 2, False),
+    ("deferred_r0", True, 0, False),
+    ("trigger_end", True, 0, True),  # the triggerer ends the task when its job succeeds
+):
     with DAG(
-        dag_id=f"cortex_deploy_{'deferred' if _deferrable else 'worker'}_r{_retries}",
+        dag_id=f"cortex_deploy_{_name}",
         schedule=None,
         start_date=datetime(2026, 1, 1),
         params={"model_name": "deploy_model"},
@@ -37,6 +43,7 @@ for _deferrable, _retries in ((False, 2), (True, 2), (True, 0)):
             training_data_query="SELECT question AS prompt, answer AS completion FROM support_tickets",
             max_epochs=1,
             deferrable=_deferrable,
+            end_from_trigger=_ending,
             poll_interval=1,
             retries=_retries,
             retry_delay=timedelta(seconds=0),

@@ -1,0 +1,33 @@
+"""A deferred fine-tune that the triggerer ends (``end_from_trigger=True``) and a task reading
+its model: a file of its own, since Airflow 2.11 refuses a DAG file holding such a task where
+listeners (OpenLineage's) are installed, and that must not take the other test DAGs with it."""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime
+
+from airflow.providers.common.compat.sdk import DAG, XComArg, task
+
+from airflow_cortex.operators.finetune import CortexFineTuneOperator
+
+CONN_ID = os.environ.get("CORTEX_TEST_CONN_ID", "cortex_emulator")
+
+with DAG(dag_id="cortex_test_trigger_end", schedule=None, start_date=datetime(2026, 1, 1)):
+    _tuned = CortexFineTuneOperator(
+        task_id="finetune",
+        snowflake_conn_id=CONN_ID,
+        model_name="ended_model",
+        base_model="llama3.1-8b",
+        training_data_query="SELECT prompt, completion FROM train",
+        poll_interval=0.1,
+        deferrable=True,
+        end_from_trigger=True,
+        retries=0,
+    )
+
+    @task
+    def promote(model: str) -> str:
+        return f"promoted {model}"
+
+    promote(XComArg(_tuned, key="model"))  # type: ignore[arg-type]
