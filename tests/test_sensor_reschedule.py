@@ -26,12 +26,14 @@ def _run():
 @pytest.mark.cortex_emulator(pending_seconds=0, training_seconds=600)
 def test_reschedule_mode_waits_to_success_over_several_pokes(airflow_db, seeded, cortex_connection, capsys):
     # The job ends once a poke has seen it IN_PROGRESS, however long the run took to get there
-    # (a worker's first task can take longer than a short job trains). It trains from the start
-    # (a first poke right after CREATE saw PENDING), and it ends once a second DESCRIBE is asked:
-    # only then has the first one surely been answered (the watcher runs on another thread).
+    # (a worker's first task can take longer than a short job trains). It trains from the start:
+    # a first poke right after CREATE saw it PENDING. The engine records a DESCRIBE and answers it
+    # under one lock, which finish() takes too, so the first poke's answer is the running job's.
+    # (A second running poke would meet apache/airflow#58777 on 3.0: dag.test() hands a reschedule
+    # sensor its first reschedule date as a string.)
     engine = seeded.engine
     with acting_once(
-        lambda: sum(call.operation == "DESCRIBE" for call in engine.calls) >= 2,
+        lambda: any(call.operation == "DESCRIBE" for call in engine.calls),
         lambda _: engine.finish(engine.show()[0]["id"]),
     ):
         run = _run()
@@ -43,7 +45,7 @@ def test_reschedule_mode_waits_to_success_over_several_pokes(airflow_db, seeded,
     assert "IN_PROGRESS, progress" in out
     assert try_numbers(run)["wait"] == 1  # rescheduled pokes are one try
     describes = [c for c in seeded.engine.calls if c.operation == "DESCRIBE"]
-    assert len(describes) >= 3  # two while it trained, one that saw it succeed
+    assert len(describes) >= 2
 
 
 @pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=1.0)
