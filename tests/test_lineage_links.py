@@ -362,43 +362,29 @@ def test_model_asset_is_an_outlet_and_needs_a_wait():
         CortexFineTuneOperator(**common, model_asset=asset, wait_for_completion=False)
 
 
+NEEDS_A_TRIGGER = "needs deferrable=True and wait_for_completion=True"
+NO_OUTLETS = "cannot be combined with model_asset or outlets"
+
+
 @pytest.mark.parametrize(
     ("arguments", "rule"),
     [
-        ({"deferrable": False}, "needs deferrable=True and wait_for_completion=True"),
-        (
-            {"deferrable": True, "wait_for_completion": False},
-            "needs deferrable=True and wait_for_completion=True",
-        ),
-        ({"deferrable": True, "model_asset": "asset"}, "cannot be combined with model_asset or outlets"),
-        ({"deferrable": True, "outlets": ["asset"]}, "cannot be combined with model_asset or outlets"),
+        (lambda asset: {"deferrable": False}, NEEDS_A_TRIGGER),
+        (lambda asset: {"deferrable": True, "wait_for_completion": False}, NEEDS_A_TRIGGER),
+        (lambda asset: {"deferrable": True, "model_asset": asset}, NO_OUTLETS),
+        (lambda asset: {"deferrable": True, "outlets": [asset]}, NO_OUTLETS),
     ],
 )
 def test_ending_from_the_trigger_is_refused_at_parse_time_where_it_would_drop_something(arguments, rule):
     """The triggerer cannot emit asset events, and only a deferred wait has a trigger to end it."""
     from airflow.sdk import Asset
 
+    common = {"model_name": "m", "base_model": "llama3.1-8b", "training_data_query": "SELECT 1"}
     asset = Asset(name="support_versions", uri="snowflake-cortex://support/versions")
-    arguments = {
-        key: [asset] if value == ["asset"] else asset if value == "asset" else value
-        for key, value in arguments.items()
-    }
     with pytest.raises(CortexValidationError, match=f"Invalid end_from_trigger: {rule}"):
-        CortexFineTuneOperator(
-            task_id="t",
-            model_name="m",
-            base_model="llama3.1-8b",
-            training_data_query="SELECT 1",
-            end_from_trigger=True,
-            **arguments,
-        )
+        CortexFineTuneOperator(task_id="t", **common, end_from_trigger=True, **arguments(asset))
     assert CortexFineTuneOperator(
-        task_id="ok",
-        model_name="m",
-        base_model="llama3.1-8b",
-        training_data_query="SELECT 1",
-        deferrable=True,
-        end_from_trigger=True,
+        task_id="ok", **common, deferrable=True, end_from_trigger=True
     ).end_from_trigger
 
 
