@@ -67,6 +67,8 @@ __all__ = ["DEFAULT_CONN_ID", "CortexFineTuneOperator"]
 #: Task-state-store keys. Renaming them breaks retries of tasks already in flight.
 JOB_ID_KEY = "cortex_finetune_job_id"
 INTENT_KEY = "cortex_finetune_submit_intent"
+#: The XCom that names this try's job as soon as it exists (read back by ``_resume_ended``).
+JOB_ID_XCOM = "job_id"
 #: What ``get_job_status`` reports for a recorded job Snowflake no longer knows.
 GARBAGE_COLLECTED = "GARBAGE_COLLECTED"
 
@@ -378,7 +380,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         from the job itself, as any resumed try would."""
         self._context = context
         ti = context["ti"]
-        job_id = ti.xcom_pull(task_ids=ti.task_id, key="job_id", map_indexes=ti.map_index)
+        job_id = ti.xcom_pull(task_ids=ti.task_id, key=JOB_ID_XCOM, map_indexes=ti.map_index)
         if not job_id:
             raise CortexFineTuneError(f"Resumed with {event!r}, but this try pushed no job id")
         self.log.info("The trigger ended the task (%s); concluding from job %s", event, job_id)
@@ -515,7 +517,7 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         if self._job_id != job_id:
             self._claim(job_id, context, created=created)
             self._job_id = job_id
-            context["ti"].xcom_push(key="job_id", value=job_id)
+            context["ti"].xcom_push(key=JOB_ID_XCOM, value=job_id)
         return job_id
 
     def _owner_store(self, context: Context) -> Any:

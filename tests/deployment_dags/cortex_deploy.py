@@ -1,8 +1,8 @@
 """DAGs the multi-process deployment test runs: one fine-tune task and a task reading its model.
 
 One DAG per waiting mode and retry count (neither is templated), and one whose task the
-triggerer ends. The model name comes from the
-run's conf, so each scenario's jobs are told apart on the emulator.
+triggerer ends. The model name comes from the run's conf, so each scenario's jobs are told apart
+on the emulator.
 """
 
 from __future__ import annotations
