@@ -28,6 +28,29 @@ def test_creates_job_and_pushes_its_id(airflow_db, seeded, cortex_connection):
     assert job.validation_query is None
 
 
+@pytest.mark.skipif(
+    not HAS_TASK_STATE_STORE, reason="the owner record needs Airflow's task state store (3.3+)"
+)
+def test_a_created_job_is_named_in_xcom_before_its_owner_record_is_written(
+    airflow_db, seeded, cortex_connection
+):
+    """Downstream waits on the job id; the claim (which only this try can make) comes after it."""
+    from airflow.models.task_state_store import TaskStateStoreModel
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    from airflow_cortex.jobcontrol.ownership import OWNER_KEY
+
+    run = load_dag("cortex_test_native").test(run_conf={"model_name": "ordered"})
+    assert run.state == "success"
+    with create_session() as session:
+        named = session.scalars(
+            XComModel.get_many(run_id=run.run_id, dag_ids=run.dag_id, task_ids="finetune", key="job_id")
+        ).one()
+        owned = session.query(TaskStateStoreModel).filter_by(run_id=run.run_id, key=OWNER_KEY).one()
+        assert named.timestamp <= owned.updated_at, (named.timestamp, owned.updated_at)
+
+
 def test_sql_files_are_rendered_with_params_and_macros(airflow_db, seeded, cortex_connection):
     seeded.execute(
         "CREATE OR REPLACE TABLE reviews AS SELECT 'great ' || i AS review, 'positive' AS label, 5 AS rating, "

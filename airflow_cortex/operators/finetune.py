@@ -513,11 +513,15 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         """Make ``job_id`` this try's job: the one XCom names, owned before anything waits on it.
 
         ``created``: this try's CREATE just returned it, so nothing can own it yet.
+
+        The id goes to XCom before the claim is written: whoever waits on it gets it one call to
+        Airflow sooner, and the order changes nothing for a kill (``on_kill`` acts only on a job
+        this try has claimed, ``_job_id``).
         """
         if self._job_id != job_id:
+            context["ti"].xcom_push(key=JOB_ID_XCOM, value=job_id)
             self._claim(job_id, context, created=created)
             self._job_id = job_id
-            context["ti"].xcom_push(key=JOB_ID_XCOM, value=job_id)
         return job_id
 
     def _owner_store(self, context: Context) -> Any:
