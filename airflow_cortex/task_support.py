@@ -12,7 +12,7 @@ from airflow_cortex.jobcontrol.ownership import UNKNOWN
 from airflow_cortex.jobcontrol.waiting import RetryPolicy, Step, Waiter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
     from airflow_cortex.results import FineTuneJob
@@ -41,6 +41,24 @@ def validate_transport(value: object) -> str | None:
     if value is None or (isinstance(value, str) and value in TRANSPORTS):
         return value
     raise CortexValidationError("transport", f"must be one of {', '.join(TRANSPORTS)} or None", value)
+
+
+def check_end_from_trigger(waits_deferred: bool, requirement: str, outlets: Sequence[object]) -> None:
+    """Refuse, at parse time, an ``end_from_trigger`` that could not keep its promise.
+
+    ``waits_deferred``: whether the task waits for its job in the triggerer, which
+    ``requirement`` names for the error.
+    """
+    if not waits_deferred:
+        raise CortexValidationError(
+            "end_from_trigger", f"needs {requirement}: only a trigger waiting for the job can end the task"
+        )
+    if outlets:
+        raise CortexValidationError(
+            "end_from_trigger",
+            "cannot be combined with model_asset or outlets: Airflow emits a task's asset events only when "
+            "it finishes on a worker, so the trigger would end the task without them",
+        )
 
 
 def build_hook(settings: Mapping[str, Any], **options: Any) -> CortexFineTuneHook:

@@ -388,6 +388,26 @@ def test_ending_from_the_trigger_is_refused_at_parse_time_where_it_would_drop_so
     ).end_from_trigger
 
 
+@pytest.mark.parametrize(
+    ("arguments", "rule"),
+    [
+        (lambda asset: {"deferrable": False}, "needs deferrable=True"),
+        (lambda asset: {"deferrable": True, "outlets": [asset]}, NO_OUTLETS),
+    ],
+)
+def test_the_sensor_ends_from_the_trigger_only_where_nothing_is_dropped(arguments, rule):
+    from airflow.sdk import Asset
+
+    from airflow_cortex.sensors.finetune import CortexFineTuneSensor
+
+    asset = Asset(name="support_versions", uri="snowflake-cortex://support/versions")
+    with pytest.raises(CortexValidationError, match=f"Invalid end_from_trigger: {rule}"):
+        CortexFineTuneSensor(task_id="t", job_id="ft_1", end_from_trigger=True, **arguments(asset))
+    assert CortexFineTuneSensor(
+        task_id="ok", job_id="ft_1", deferrable=True, end_from_trigger=True
+    ).end_from_trigger
+
+
 @pytest.mark.airflow
 @pytest.mark.slow
 def test_the_openlineage_listener_reports_the_operators_lineage(airflow_db, tmp_path):

@@ -77,7 +77,7 @@ def test_serialises_every_setting_and_round_trips():
         transport="sql_api",
         end_from_trigger=True,
         model_place=["https://app.snowflake.com/org/acct", "DB", "S"],
-        push_return_value=False,
+        return_value="result",
     )
     classpath, kwargs = trigger.serialize()
     assert classpath == "airflow_cortex.triggers.finetune.CortexFineTuneTrigger"
@@ -110,9 +110,9 @@ class _PushedXComs:
 
 
 @pytest.mark.cortex_emulator(pending_seconds=0.1, training_seconds=0.4)
-@pytest.mark.parametrize("push_return_value", [True, False])
+@pytest.mark.parametrize("return_value", ["job_id", "result", None])
 def test_end_from_trigger_ends_a_succeeded_task_with_the_xcoms_its_worker_would_push(
-    seeded, cortex_connection, push_return_value
+    seeded, cortex_connection, return_value
 ):
     from airflow.triggers.base import TaskSuccessEvent
 
@@ -129,7 +129,7 @@ def test_end_from_trigger_ends_a_succeeded_task_with_the_xcoms_its_worker_would_
         job_id,
         end_from_trigger=True,
         model_place=[base, "CORTEX_TEST", "PUBLIC"],
-        push_return_value=push_return_value,
+        return_value=return_value,
     )
     event = asyncio.run(_first_event(trigger))
     assert isinstance(event, TaskSuccessEvent)
@@ -141,8 +141,9 @@ def test_end_from_trigger_ends_a_succeeded_task_with_the_xcoms_its_worker_would_
     expected = {
         **worker.pushed,
         CortexSnowsightLink().xcom_key: model_url(base, "CORTEX_TEST.PUBLIC.t", "CORTEX_TEST", "PUBLIC"),
-        **({"return_value": job_id} if push_return_value else {}),
     }
+    if return_value is not None:  # the operator's return value is the job id, the sensor's the result
+        expected["return_value"] = job_id if return_value == "job_id" else worker.pushed["result"]
     assert event.xcoms == expected
     assert event.xcoms["model"] == "CORTEX_TEST.PUBLIC.t"
 

@@ -81,3 +81,17 @@ def test_a_task_the_trigger_ends_gives_its_reader_the_model_for_one_job(
     output = capsys.readouterr()
     assert "ending the task from the triggerer" in output.out + output.err
     assert f"concluding from job {job['id']}" in output.out + output.err
+
+
+@pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=0.5)
+def test_a_sensor_the_trigger_ends_gives_its_reader_the_result(airflow_db, seeded, cortex_connection, capsys):
+    """The sensor's ``end_from_trigger``: its return value is the job's result, as when it resumes."""
+    run = run_dag("cortex_test_sensor_trigger_end")
+    assert run.state == "success", task_states(run)
+    (job,) = seeded.engine.show()
+    assert xcom_value(run, "wait", key="model") == "CORTEX_TEST.PUBLIC.sensed_model"
+    assert xcom_value(run, "wait") == xcom_value(run, "wait", key="result")
+    assert xcom_value(run, "report") == "CORTEX_TEST.PUBLIC.sensed_model SUCCESS"
+    output = capsys.readouterr()
+    assert "ending the task from the triggerer" in output.out + output.err
+    assert f"concluding from job {job['id']}" in output.out + output.err

@@ -46,6 +46,7 @@ from airflow_cortex.task_support import (
     DEFAULT_CONN_ID,
     CortexTaskMixin,
     bounded,
+    check_end_from_trigger,
     task_instance_state,
     validate_transport,
 )
@@ -89,22 +90,6 @@ class _Preflight(NamedTuple):
 
 #: The result fields an asset event for the tuned model carries in its ``extra``.
 ASSET_EXTRA_KEYS = ("job_id", "model", "base_model", "trained_tokens", "training_loss", "validation_loss")
-
-
-def _check_end_from_trigger(deferrable: bool, wait_for_completion: bool, outlets: Sequence[object]) -> None:
-    """Refuse, at parse time, an ``end_from_trigger`` that could not keep its promise."""
-    if not (deferrable and wait_for_completion):
-        raise CortexValidationError(
-            "end_from_trigger",
-            "needs deferrable=True and wait_for_completion=True: only a trigger waiting for the job "
-            "can end the task",
-        )
-    if outlets:
-        raise CortexValidationError(
-            "end_from_trigger",
-            "cannot be combined with model_asset or outlets: Airflow emits a task's asset events only when "
-            "it finishes on a worker, so the trigger would end the task without them",
-        )
 
 
 def _has_template(value: object) -> bool:
@@ -254,7 +239,8 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
             kwargs["outlets"] = [*(kwargs.get("outlets") or []), model_asset]
         super().__init__(**kwargs)
         if end_from_trigger:
-            _check_end_from_trigger(deferrable, wait_for_completion, self.outlets)
+            needs = "deferrable=True and wait_for_completion=True"
+            check_end_from_trigger(deferrable and wait_for_completion, needs, self.outlets)
         self.end_from_trigger = end_from_trigger
         self.model_name = model_name
         self.base_model = base_model
@@ -487,7 +473,11 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
             place = self._model_place()  # read now: the resumed try then needs no connection
             self._close_hook()  # the worker slot is given up; so is its session
             ending = (
-                {"end_from_trigger": True, "model_place": place, "push_return_value": self.do_xcom_push}
+                {
+                    "end_from_trigger": True,
+                    "model_place": place,
+                    "return_value": "job_id" if self.do_xcom_push else None,
+                }
                 if self.end_from_trigger
                 else {}
             )

@@ -16,7 +16,12 @@ from airflow_cortex.jobcontrol.waiting import (
     report_success,
     require_success,
 )
-from airflow_cortex.task_support import DEFAULT_CONN_ID, CortexTaskMixin, validate_transport
+from airflow_cortex.task_support import (
+    DEFAULT_CONN_ID,
+    CortexTaskMixin,
+    check_end_from_trigger,
+    validate_transport,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -47,6 +52,11 @@ class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
     :param cancel_on_kill: Cancel the job when this sensor is killed. Off by default: the
         sensor watches a job it did not start.
     :param max_transient_errors: Network or service errors in a row tolerated before failing.
+    :param end_from_trigger: With ``deferrable=True``: when the job succeeds, the triggerer ends
+        the task with the XComs a resumed sensor would push (``model``, ``result`` and the result as
+        the return value), so no worker starts again. Any other outcome resumes on a worker, to
+        fail with the job's error. As for the operator: not with outlets, and Airflow runs task
+        listeners (OpenLineage's completion event) only on a worker.
     """
 
     template_fields: Sequence[str] = ("job_id", "warehouse", "database", "schema", "role")
@@ -66,9 +76,13 @@ class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
         schema: str | None = None,
         role: str | None = None,
         transport: str | None = None,
+        end_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(poke_interval=poke_interval, **kwargs)
+        if end_from_trigger:
+            check_end_from_trigger(deferrable, "deferrable=True", self.outlets)
+        self.end_from_trigger = end_from_trigger
         self.job_id = job_id
         self.snowflake_conn_id = snowflake_conn_id
         self.deferrable = deferrable
@@ -101,8 +115,13 @@ class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
             self.log.info("%s", progress_message(job))
             return self._conclude(job, context)
         deadline = time.time() + self.timeout if self.timeout else None
+        ending = (
+            {"end_from_trigger": True, "return_value": "result" if self.do_xcom_push else None}
+            if self.end_from_trigger
+            else {}
+        )
         self.defer(
-            trigger=self._trigger(job_id, self.poke_interval, deadline, self.cancel_on_kill),
+            trigger=self._trigger(job_id, self.poke_interval, deadline, self.cancel_on_kill, **ending),
             method_name="execute_complete",
         )
         return None  # pragma: no cover - defer() raises
@@ -157,6 +176,14 @@ class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
             store.delete(TRANSIENT_FAILURES_KEY)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        if self.end_from_trigger and not isinstance(event, dict):
+            # The trigger ended the task, yet it was resumed with that event's payload (the
+            # state's name): ``dag.test()`` resumes every deferred task. Conclude from the job.
+            self.log.info("The trigger ended the task (%s); concluding from job %s", event, self.job_id)
+            try:
+                return self._conclude(self.hook.describe_finetune_job(self._job_id()), context)
+            finally:
+                self._close_hook()
         return self._conclude(job_from_event(event), context)
 
     def _conclude(self, job: FineTuneJob, context: Context) -> dict[str, Any]:

@@ -42,6 +42,9 @@ ON_KILL_TIMEOUT = 30.0
 #: Bounded, and separate from the event loop's default executor, so hundreds of waiting jobs
 #: neither block the loop nor crowd out other triggers' threads.
 MAX_THREADS = 8
+
+#: What an ended task's ``return_value`` may hold (see the trigger's ``return_value``).
+RETURN_VALUES = ("job_id", "result", None)
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
@@ -167,8 +170,9 @@ class CortexFineTuneTrigger(BaseTrigger):
         on a worker; any other outcome still resumes it, to fail with the job's own error.
     :param model_place: Snowsight's URL and the session's database and schema, where the tuned
         model's page will be (read by the deferring task): the link an ended task keeps.
-    :param push_return_value: Whether an ended task's ``return_value`` XCom is the job id, as the
-        worker's would be (the operator's ``do_xcom_push``).
+    :param return_value: What an ended task's ``return_value`` XCom holds, as its worker's would:
+        ``"job_id"`` (the operator's), ``"result"`` (the sensor's: the job's result), or ``None``
+        (the task's ``do_xcom_push=False``).
     """
 
     def __init__(
@@ -187,7 +191,7 @@ class CortexFineTuneTrigger(BaseTrigger):
         transport: str = "connector",
         end_from_trigger: bool = False,
         model_place: list[str | None] | None = None,
-        push_return_value: bool = True,
+        return_value: str | None = "job_id",
     ) -> None:
         super().__init__()  # type: ignore[no-untyped-call]
         self.job_id = job_id
@@ -204,7 +208,9 @@ class CortexFineTuneTrigger(BaseTrigger):
         self.transport = transport
         self.end_from_trigger = end_from_trigger
         self.model_place = model_place
-        self.push_return_value = push_return_value
+        if return_value not in RETURN_VALUES:
+            raise ValueError(f"return_value must be one of {RETURN_VALUES}, got {return_value!r}")
+        self.return_value = return_value
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -220,7 +226,7 @@ class CortexFineTuneTrigger(BaseTrigger):
                 "transport": self.transport,
                 "end_from_trigger": self.end_from_trigger,
                 "model_place": self.model_place,
-                "push_return_value": self.push_return_value,
+                "return_value": self.return_value,
             },
         )
 
@@ -309,8 +315,8 @@ class CortexFineTuneTrigger(BaseTrigger):
 
     def _task_end(self, event: dict[str, Any]) -> TriggerEvent | None:
         """With ``end_from_trigger``, the event that ends a task whose job succeeded, carrying what
-        its resumed worker would have pushed (``model``, ``result``, the job id as
-        ``return_value``, the link to the model); ``None`` for any other outcome."""
+        its resumed worker would have pushed (``model``, ``result``, ``return_value``, the link to
+        the model); ``None`` for any other outcome."""
         if not (
             self.end_from_trigger
             and event.get("kind") == FINISHED
@@ -324,8 +330,8 @@ class CortexFineTuneTrigger(BaseTrigger):
         job = job_from_event(event)
         log_success(job, self.log)
         xcoms: dict[str, Any] = success_xcoms(job)
-        if self.push_return_value:
-            xcoms["return_value"] = job.id
+        if self.return_value is not None:
+            xcoms["return_value"] = job.id if self.return_value == "job_id" else xcoms["result"]
         if url := placed_model_url(self.model_place, job.model, self.log):
             xcoms[CortexSnowsightLink().xcom_key] = url
         self.log.info("Job %s succeeded: ending the task from the triggerer (end_from_trigger)", job.id)

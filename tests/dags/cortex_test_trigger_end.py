@@ -1,5 +1,5 @@
 """A deferred fine-tune that the triggerer ends (``end_from_trigger=True``) and a task reading
-its model: a file of its own, since Airflow 2.11 refuses a DAG file holding such a task where
+its model; the same with the wait in a sensor downstream of a fine-tune that does not wait: a file of its own, since Airflow 2.11 refuses a DAG file holding such a task where
 listeners (OpenLineage's) are installed, and that must not take the other test DAGs with it."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from datetime import datetime
 from airflow.providers.common.compat.sdk import DAG, XComArg, task
 
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
+from airflow_cortex.sensors.finetune import CortexFineTuneSensor
 
 CONN_ID = os.environ.get("CORTEX_TEST_CONN_ID", "cortex_emulator")
 
@@ -31,3 +32,30 @@ with DAG(dag_id="cortex_test_trigger_end", schedule=None, start_date=datetime(20
         return f"promoted {model}"
 
     promote(XComArg(_tuned, key="model"))  # type: ignore[arg-type]
+
+
+with DAG(dag_id="cortex_test_sensor_trigger_end", schedule=None, start_date=datetime(2026, 1, 1)):
+    _started = CortexFineTuneOperator(
+        task_id="finetune",
+        snowflake_conn_id=CONN_ID,
+        model_name="sensed_model",
+        base_model="llama3.1-8b",
+        training_data_query="SELECT prompt, completion FROM train",
+        wait_for_completion=False,
+        retries=0,
+    )
+    _waited = CortexFineTuneSensor(
+        task_id="wait",
+        snowflake_conn_id=CONN_ID,
+        job_id=_started.output,  # type: ignore[arg-type]
+        poke_interval=0.1,
+        deferrable=True,
+        end_from_trigger=True,
+        retries=0,
+    )
+
+    @task
+    def report(result: dict) -> str:  # type: ignore[type-arg]
+        return f"{result['model']} {result['status']}"
+
+    report(_waited.output)  # type: ignore[arg-type]
