@@ -13,18 +13,18 @@ from airflow_cortex.operators.finetune import CortexFineTuneOperator
 from airflow_cortex.sensors.finetune import CortexFineTuneSensor
 
 CONN_ID = os.environ.get("CORTEX_TEST_CONN_ID", "cortex_emulator")
+#: What both fine-tunes share: the connection, the base model and the data.
+FINETUNE = {
+    "task_id": "finetune",
+    "snowflake_conn_id": CONN_ID,
+    "base_model": "llama3.1-8b",
+    "training_data_query": "SELECT prompt, completion FROM train",
+    "retries": 0,
+}
 
 with DAG(dag_id="cortex_test_trigger_end", schedule=None, start_date=datetime(2026, 1, 1)):
     _tuned = CortexFineTuneOperator(
-        task_id="finetune",
-        snowflake_conn_id=CONN_ID,
-        model_name="ended_model",
-        base_model="llama3.1-8b",
-        training_data_query="SELECT prompt, completion FROM train",
-        poll_interval=0.1,
-        deferrable=True,
-        end_from_trigger=True,
-        retries=0,
+        **FINETUNE, model_name="ended_model", poll_interval=0.1, deferrable=True, end_from_trigger=True
     )
 
     @task
@@ -35,15 +35,7 @@ with DAG(dag_id="cortex_test_trigger_end", schedule=None, start_date=datetime(20
 
 
 with DAG(dag_id="cortex_test_sensor_trigger_end", schedule=None, start_date=datetime(2026, 1, 1)):
-    _started = CortexFineTuneOperator(
-        task_id="finetune",
-        snowflake_conn_id=CONN_ID,
-        model_name="sensed_model",
-        base_model="llama3.1-8b",
-        training_data_query="SELECT prompt, completion FROM train",
-        wait_for_completion=False,
-        retries=0,
-    )
+    _started = CortexFineTuneOperator(**FINETUNE, model_name="sensed_model", wait_for_completion=False)
     _waited = CortexFineTuneSensor(
         task_id="wait",
         snowflake_conn_id=CONN_ID,
