@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from datetime import datetime
+from typing import Any
 
 from airflow.providers.common.compat.sdk import DAG, XComArg, task
 
@@ -14,7 +15,7 @@ from airflow_cortex.sensors.finetune import CortexFineTuneSensor
 
 CONN_ID = os.environ.get("CORTEX_TEST_CONN_ID", "cortex_emulator")
 #: What both fine-tunes share: the connection, the base model and the data.
-FINETUNE = {
+FINETUNE: dict[str, Any] = {
     "task_id": "finetune",
     "snowflake_conn_id": CONN_ID,
     "base_model": "llama3.1-8b",
