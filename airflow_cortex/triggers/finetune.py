@@ -38,13 +38,13 @@ T = TypeVar("T")
 #: ``[triggerer] on_kill_timeout``, which bounds the call from 3.3 on).
 ON_KILL_TIMEOUT = 30.0
 
+#: What an ended task's ``return_value`` may hold (see the trigger's ``return_value``).
+RETURN_VALUES = ("job_id", "result", None)
+
 #: Threads that run the (blocking) Snowflake connector for every Cortex trigger in this process.
 #: Bounded, and separate from the event loop's default executor, so hundreds of waiting jobs
 #: neither block the loop nor crowd out other triggers' threads.
 MAX_THREADS = 8
-
-#: What an ended task's ``return_value`` may hold (see the trigger's ``return_value``).
-RETURN_VALUES = ("job_id", "result", None)
 _executor: ThreadPoolExecutor | None = None
 _executor_lock = threading.Lock()
 
