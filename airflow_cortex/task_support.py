@@ -146,6 +146,8 @@ class CortexTaskMixin:
     allow_unknown_base_model: bool
     transport: str | None
     transient_retry: RetryPolicy
+    end_from_trigger: bool
+    do_xcom_push: bool
     log: Any
 
     @cached_property
@@ -163,10 +165,24 @@ class CortexTaskMixin:
             self.__dict__.pop("hook").close()
 
     def _trigger(
-        self, job_id: str, poll_interval: float, deadline: float | None, cancel_on_kill: bool, **ending: Any
+        self,
+        job_id: str,
+        poll_interval: float,
+        deadline: float | None,
+        cancel_on_kill: bool,
+        *,
+        returns: str,
+        model_place: list[str | None] | None = None,
     ) -> CortexFineTuneTrigger:
-        """``ending``: the trigger's ``end_from_trigger`` arguments, if the task ends there."""
+        """The trigger that waits for ``job_id``; with ``end_from_trigger`` it is told what ending
+        the task needs: what the task returns (``returns``: ``"job_id"`` or ``"result"``, pushed
+        unless ``do_xcom_push`` is off) and where the tuned model's page will be, for its link."""
         from airflow_cortex.triggers.finetune import CortexFineTuneTrigger
+
+        ending: dict[str, Any] = {}
+        if self.end_from_trigger:
+            return_value = returns if self.do_xcom_push else None
+            ending = {"end_from_trigger": True, "model_place": model_place, "return_value": return_value}
 
         return CortexFineTuneTrigger(
             job_id=job_id,
@@ -179,6 +195,17 @@ class CortexTaskMixin:
             transport=self._trigger_transport(),
             **ending,
         )
+
+    def _conclude_ended(self, job_id: str, event: object, conclude: Callable[[FineTuneJob], T]) -> T:
+        """``conclude(job)`` for a task its trigger ended that was resumed anyway, with the ending
+        event's payload (the state's name): ``dag.test()`` runs triggers in line and resumes every
+        deferred task. The XComs the event carried were never written, so the task concludes from
+        a fresh DESCRIBE of the job, as any resumed try would."""
+        self.log.info("The trigger ended the task (%s); concluding from job %s", event, job_id)
+        try:
+            return conclude(self.hook.describe_finetune_job(job_id))
+        finally:
+            self._close_hook()
 
     def _trigger_transport(self) -> str:
         """The transport the trigger polls with: the task's, except that the triggerer reads

@@ -360,21 +360,15 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         return self.execute_complete(context, event)
 
     def _resume_ended(self, context: Context, event: object) -> str:
-        """The trigger ended the task (its job succeeded), yet it was resumed with that event's
-        payload, the state's name: Airflow's ``dag.test()`` runs triggers in line and resumes every
-        deferred task. The XComs the trigger carried were never written, so this try concludes
-        from the job itself, as any resumed try would."""
+        """Resumed although the trigger ended the task (see ``_conclude_ended``): the job is the
+        one this try named in XCom before deferring."""
         self._context = context
         ti = context["ti"]
         job_id = ti.xcom_pull(task_ids=ti.task_id, key=JOB_ID_XCOM, map_indexes=ti.map_index)
         if not job_id:
             raise CortexFineTuneError(f"Resumed with {event!r}, but this try pushed no job id")
-        self.log.info("The trigger ended the task (%s); concluding from job %s", event, job_id)
         self._job_id = str(job_id)
-        try:
-            self._conclude(self.hook.describe_finetune_job(self._job_id), context)
-        finally:
-            self._close_hook()
+        self._conclude_ended(self._job_id, event, lambda job: self._conclude(job, context))
         return self._job_id
 
     def on_kill(self) -> None:
@@ -472,18 +466,14 @@ class CortexFineTuneOperator(CortexTaskMixin, ResumableJobMixin, BaseOperator):
         if (job is None or not job.is_finished) and self.deferrable:
             place = self._model_place()  # read now: the resumed try then needs no connection
             self._close_hook()  # the worker slot is given up; so is its session
-            ending = (
-                {
-                    "end_from_trigger": True,
-                    "model_place": place,
-                    "return_value": "job_id" if self.do_xcom_push else None,
-                }
-                if self.end_from_trigger
-                else {}
-            )
             self.defer(
                 trigger=self._trigger(
-                    job_id, self.poll_interval, self._deadline(), self.cancel_on_kill, **ending
+                    job_id,
+                    self.poll_interval,
+                    self._deadline(),
+                    self.cancel_on_kill,
+                    returns="job_id",
+                    model_place=place,
                 ),
                 method_name="_resume",
                 kwargs={"model_place": place},

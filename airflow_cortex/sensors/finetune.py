@@ -115,15 +115,8 @@ class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
             self.log.info("%s", progress_message(job))
             return self._conclude(job, context)
         deadline = time.time() + self.timeout if self.timeout else None
-        ending = (
-            {"end_from_trigger": True, "return_value": "result" if self.do_xcom_push else None}
-            if self.end_from_trigger
-            else {}
-        )
-        self.defer(
-            trigger=self._trigger(job_id, self.poke_interval, deadline, self.cancel_on_kill, **ending),
-            method_name="execute_complete",
-        )
+        trigger = self._trigger(job_id, self.poke_interval, deadline, self.cancel_on_kill, returns="result")
+        self.defer(trigger=trigger, method_name="execute_complete")
         return None  # pragma: no cover - defer() raises
 
     def poke(self, context: Context) -> PokeReturnValue:
@@ -176,14 +169,8 @@ class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
             store.delete(TRANSIENT_FAILURES_KEY)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
-        if self.end_from_trigger and not isinstance(event, dict):
-            # The trigger ended the task, yet it was resumed with that event's payload (the
-            # state's name): ``dag.test()`` resumes every deferred task. Conclude from the job.
-            self.log.info("The trigger ended the task (%s); concluding from job %s", event, self.job_id)
-            try:
-                return self._conclude(self.hook.describe_finetune_job(self._job_id()), context)
-            finally:
-                self._close_hook()
+        if self.end_from_trigger and not isinstance(event, dict):  # see ``_conclude_ended``
+            return self._conclude_ended(self._job_id(), event, lambda job: self._conclude(job, context))
         return self._conclude(job_from_event(event), context)
 
     def _conclude(self, job: FineTuneJob, context: Context) -> dict[str, Any]:
