@@ -1,8 +1,9 @@
-"""Errors the provider raises.
+"""Errors the provider raises, under one root: ``except CortexError`` catches every one of them.
 
-Two families, because users react to them differently: a ``CortexValidationError`` means the
-DAG's input is wrong and nothing was sent to Snowflake (fix the DAG), while a
-``CortexFineTuneError`` means Snowflake (or the network) answered with a failure.
+Two families below it, because users react to them differently: a ``CortexValidationError``
+(and the pre-flight verdicts) means the DAG's input or data is wrong and nothing was sent to
+Snowflake (fix the DAG), while a ``CortexFineTuneError`` means Snowflake (or the network)
+answered with a failure.
 
 Airflow retries a failed task unless the error is an ``AirflowFailException``, and every retry
 of a failure that cannot succeed costs a worker slot and a round of SHOW/DESCRIBE (or, for a job
@@ -17,12 +18,12 @@ from __future__ import annotations
 
 from airflow.providers.common.compat.sdk import AirflowFailException
 
-#: Words in an ERROR job's code or message that point at the service, not at the data: a retry
-#: (a new job on the same data) may then succeed, so such a failure stays retryable.
-_SERVICE_FAULT_WORDS = ("internal", "unavailable", "capacity", "try again", "timed out", "timeout")
+
+class CortexError(Exception):
+    """The root of every error this provider raises."""
 
 
-class CortexValidationError(ValueError, AirflowFailException):
+class CortexValidationError(CortexError, ValueError, AirflowFailException):
     """A parameter breaks a FINETUNE rule; raised before any statement is sent.
 
     ``parameter`` names the offending argument and ``rule`` states the rule it breaks, so a
@@ -40,7 +41,7 @@ class CortexValidationError(ValueError, AirflowFailException):
         super().__init__(f"Invalid {parameter}: {rule}{shown}")
 
 
-class CortexFineTuneError(RuntimeError):
+class CortexFineTuneError(CortexError, RuntimeError):
     """Snowflake refused or failed a FINETUNE call.
 
     ``job_id`` is set whenever the failure concerns a known job, so an operator can always
@@ -83,13 +84,7 @@ class CortexJobFailedError(CortexFineTuneError, AirflowFailException):
     """
 
 
-def is_service_fault(code: str | None, message: str | None) -> bool:
-    """Whether an ERROR job's code or message blames the service rather than the input."""
-    text = f"{code or ''} {message or ''}".lower()
-    return any(word in text for word in _SERVICE_FAULT_WORDS)
-
-
-class CortexDataCheckError(ValueError, AirflowFailException):
+class CortexDataCheckError(CortexError, ValueError, AirflowFailException):
     """The pre-flight checks found the training or validation data unfit; no job was created.
 
     ``problems`` holds one sentence per problem, each naming the query (``training_data_query``
@@ -102,7 +97,7 @@ class CortexDataCheckError(ValueError, AirflowFailException):
         super().__init__(f"Pre-flight data checks failed; no fine-tuning job was created:\n{listed}")
 
 
-class CortexBudgetExceededError(ValueError, AirflowFailException):
+class CortexBudgetExceededError(CortexError, ValueError, AirflowFailException):
     """The estimated trained tokens exceed ``max_trained_tokens``; no job was created."""
 
     def __init__(self, message: str, *, estimate: int, budget: int) -> None:
@@ -117,21 +112,3 @@ class CortexRetrySafetyWarning(UserWarning):
 
     Issued when the DAG is parsed, once per operator, so the team sees it before a retry costs.
     """
-
-
-# How Snowflake says an object does not exist (or the role may not see it): SQL state 02000
-# ("no data") and error 2003 ("... does not exist or not authorized"), from its errors for
-# unknown objects. FINETUNE's own answer for an unknown job id is unpublished: the emulator's is a
-# guess (docs/emulator.md), so the words below are the last resort, and a decision taken on
-# words alone logs the raw error.
-_NOT_FOUND_SQLSTATES = frozenset({"02000"})
-_NOT_FOUND_ERRNOS = frozenset({2003})
-_NOT_FOUND_WORDS = ("not found", "does not exist", "no such")
-
-
-def job_not_found(errno: int | None, sqlstate: str | None, message: str) -> tuple[bool, bool]:
-    """Whether an error says the job is unknown, and whether that rests on its words alone."""
-    if sqlstate in _NOT_FOUND_SQLSTATES or errno in _NOT_FOUND_ERRNOS:
-        return True, False
-    by_words = any(word in message.lower() for word in _NOT_FOUND_WORDS)
-    return by_words, by_words

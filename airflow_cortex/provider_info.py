@@ -38,7 +38,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_cortex.triggers.finetune"],
             }
         ],
-        "extra-links": ["airflow_cortex.links.CortexSnowsightLink"],
+        "extra-links": ["airflow_cortex.links.snowsight.CortexSnowsightLink"],
         "hooks": [
             {
                 "integration-name": "Snowflake Cortex Fine-tuning",

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 if TYPE_CHECKING:
-    from airflow_cortex.testing.process import EmulatorProcess
+    from airflow_cortex.emulator.process import EmulatorProcess
 
 from bench_core import import_seconds  # the sibling benchmark scripts
 from bench_waiting import triggers_at_scale
@@ -78,7 +78,8 @@ DAG_FILE = textwrap.dedent(
     from airflow.sdk import DAG
 
     from airflow_cortex.operators.finetune import CortexFineTuneOperator
-    from airflow_cortex.statements import build_finetune_request, create_statement
+    from airflow_cortex.sql.request import build_finetune_request
+    from airflow_cortex.sql.statements import create_statement
 
     EMULATOR = os.environ["BENCH_EMULATOR_URL"]
     STATEMENT = create_statement(
@@ -252,8 +253,8 @@ def _job_id_xcom(db: Path, dag_id: str) -> tuple[datetime, datetime, str]:
 
 
 def operators_side_by_side(poll: float, training: float, repeat: int = 1) -> list[dict[str, Any]]:
+    from airflow_cortex.emulator.process import EmulatorProcess
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
-    from airflow_cortex.testing.process import EmulatorProcess
 
     work = Path(tempfile.mkdtemp(prefix="cortex-compare-"))
     (work / "dags").mkdir()

@@ -55,8 +55,9 @@ def main() -> None:
     for name in ("airflow", "snowflake.connector", "airflow.task.hooks"):
         logging.getLogger(name).setLevel(logging.WARNING)
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
-    from airflow_cortex.literals import sql_string_literal
-    from airflow_cortex.statements import build_finetune_request, create_statement
+    from airflow_cortex.sql.literals import sql_string_literal
+    from airflow_cortex.sql.request import build_finetune_request
+    from airflow_cortex.sql.statements import create_statement
     from airflow_cortex.testing import CortexEmulator
 
     rows: list[tuple[str, str]] = []

@@ -266,8 +266,8 @@ def triggers_at_scale(
     transport: str = "connector",
     startup: float = STARTUP_SECONDS,
 ) -> list[tuple[int, dict[str, float]]]:
+    from airflow_cortex.emulator.process import EmulatorProcess
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
-    from airflow_cortex.testing.process import EmulatorProcess
 
     rows = []
     for n in sizes:

@@ -22,8 +22,8 @@ from typing import Any
 from airflow.providers.common.compat.sdk import DAG, XComArg, task
 
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
-from airflow_cortex.literals import sql_string_literal
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
+from airflow_cortex.sql.literals import sql_string_literal
 
 CONN_ID = os.environ.get("CORTEX_EXAMPLE_CONN_ID", "snowflake_default")
 POLL_SECONDS = float(os.environ.get("CORTEX_EXAMPLE_POLL_SECONDS", "2"))

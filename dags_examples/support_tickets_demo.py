@@ -52,7 +52,7 @@ def ticket_rows(
 
 def seed_statements(rows: list[tuple[int, str, str, int, datetime]]) -> list[str]:
     """Statements that (re)create ``support_tickets`` with ``rows``."""
-    from airflow_cortex.literals import sql_string_literal
+    from airflow_cortex.sql.literals import sql_string_literal
 
     values = ", ".join(
         f"({ticket_id}, {sql_string_literal(question)}, {sql_string_literal(answer)}, {rating}, "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from airflow_cortex.names import IdentifierPart
+from airflow_cortex.sql.names import IdentifierPart
 
 # Text a DAG might render, weighted towards what breaks naive encoders.
 NASTY = [

@@ -13,14 +13,16 @@ import json
 import pytest
 from conformance.published import CANCEL_PREFIX, CREATE, DESCRIBE, SHOW, STATUSES
 
-from airflow_cortex.base_models import KNOWN_BASE_MODELS
 from airflow_cortex.exceptions import CortexFineTuneError, CortexJobFailedError, CortexValidationError
+from airflow_cortex.jobcontrol.events import require_success
 from airflow_cortex.jobcontrol.reattach import NO_MATCH, UNVERIFIED, VERIFIED, match
-from airflow_cortex.jobcontrol.waiting import progress_message, require_success
-from airflow_cortex.links import model_url
-from airflow_cortex.names import parse_model_name
-from airflow_cortex.results import FineTuneJob, parse_show
-from airflow_cortex.statements import build_finetune_request, create_statement
+from airflow_cortex.jobcontrol.waiter import progress_message
+from airflow_cortex.links.snowsight import model_url
+from airflow_cortex.sql.base_models import KNOWN_BASE_MODELS
+from airflow_cortex.sql.names import parse_model_name
+from airflow_cortex.sql.request import build_finetune_request
+from airflow_cortex.sql.results import FineTuneJob, parse_show
+from airflow_cortex.sql.statements import create_statement
 from airflow_cortex.testing import ScriptedOutcome
 
 BASE = "https://app.snowflake.com/myorg/analytics"
@@ -210,7 +212,7 @@ def test_a_retry_adopts_a_minimal_describe_only_when_it_is_the_one_candidate(see
     ],
 )
 def test_job_not_found_by_code_and_state_before_words(errno, sqlstate, message, expected):
-    from airflow_cortex.hooks.finetune import job_not_found
+    from airflow_cortex.hooks.errors import job_not_found
 
     assert job_not_found(errno, sqlstate, message) == expected
 

@@ -7,12 +7,14 @@ from conftest import load_dag
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_cortex.data_sources import DATASET, QUERY, STAGE, classify
 from airflow_cortex.exceptions import CortexValidationError
-from airflow_cortex.lineage import source_dataset_names
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
-from airflow_cortex.statements import build_finetune_request, create_statement, data_source
+from airflow_cortex.sql.request import build_finetune_request
+from airflow_cortex.sql.sources import DATASET, QUERY, STAGE, classify
+from airflow_cortex.sql.statements import create_statement
+from airflow_cortex.sql.validation import data_source
 from airflow_cortex.testing import ManualClock
+from airflow_cortex.utils.lineage import source_dataset_names
 
 CLOCK = ManualClock()
 DB = {"database": "CORTEX_TEST", "schema": "PUBLIC"}

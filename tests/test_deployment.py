@@ -22,7 +22,7 @@ import pytest
 from airflow_deployment import airflow_env, free_port, wait_for
 from conftest import EXAMPLES, emulator_env, run_cli
 
-from airflow_cortex.testing.process import EmulatorProcess
+from airflow_cortex.emulator.process import EmulatorProcess
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -25,7 +25,7 @@ import pytest
 from airflow_deployment import COMPONENTS, SUMMARY, Deployment, PostgresServer, wait_for
 from conftest import EXAMPLES, run_cli
 
-from airflow_cortex.testing.process import EmulatorProcess
+from airflow_cortex.emulator.process import EmulatorProcess
 
 if TYPE_CHECKING:
     from collections.abc import Callable

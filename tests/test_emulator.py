@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from snowflake.connector.errors import ProgrammingError
 
+from airflow_cortex.emulator.process import EmulatorProcess
 from airflow_cortex.exceptions import CortexFineTuneError
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
 from airflow_cortex.testing import CortexEmulator, ManualClock, ScriptedOutcome
-from airflow_cortex.testing.process import EmulatorProcess
 
 CLOCK = ManualClock()
 pytestmark = pytest.mark.cortex_emulator(clock=CLOCK, pending_seconds=10, training_seconds=100)
@@ -240,13 +240,11 @@ def test_unknown_job_is_a_clear_error(hook):
 def test_synchronous_errors_mirror_snowflake(hook):
     # A statement written by hand, bypassing the provider's validation.
     with pytest.raises(CortexFineTuneError, match="is not supported for fine-tuning"):
-        hook._run_single(
-            "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'gpt-9', 'SELECT 1')", action="CREATE"
-        )
+        hook._run_single("SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'gpt-9', 'SELECT 1')", "CREATE")
     with pytest.raises(CortexFineTuneError, match="max_epochs"):
         hook._run_single(
             "SELECT SNOWFLAKE.CORTEX.FINETUNE('CREATE', 'm', 'llama3.1-8b', 'SELECT 1', NULL, '{\"max_epochs\": 99}')",
-            action="CREATE",
+            "CREATE",
         )
 
 
@@ -258,7 +256,7 @@ def test_one_emulator_per_process(cortex_emulator):
 def test_a_process_that_ran_the_emulator_leaves_no_temporary_directory(tmp_path):
     """fakesnow makes a stage directory when imported; the emulator removes it at exit."""
     script = (
-        "import fakesnow.transforms.stage as stage, airflow_cortex.testing.server; "
+        "import fakesnow.transforms.stage as stage, airflow_cortex.emulator.server; "
         "print(stage.LOCAL_BUCKET_PATH)"
     )
     result = subprocess.run(
@@ -293,7 +291,7 @@ def test_command_line_serves_and_writes_the_connection():
 
 
 def test_complete_answers_from_the_tuned_models_training_data(hook, cortex_emulator):
-    from airflow_cortex.testing.engine import BASE_MODEL_ANSWER
+    from airflow_cortex.emulator.training import BASE_MODEL_ANSWER
 
     job_id = hook.create_finetune_job(
         "answerer",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from conftest import EXAMPLES, emulator_env, load_dag, run_cli, task_states, xcom_value
 
-from airflow_cortex.testing.process import EmulatorProcess
+from airflow_cortex.emulator.process import EmulatorProcess
 
 pytestmark = [pytest.mark.airflow, pytest.mark.versions]
 

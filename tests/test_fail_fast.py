@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from conftest import AIRFLOW_3_0_DEFERRED_RETRY, FAST_FAILING, run_dag, task_states, try_numbers, xcom_value
 
-from airflow_cortex.testing.engine import ScriptedOutcome
+from airflow_cortex.emulator.jobs import ScriptedOutcome
 from airflow_cortex.version_compat import HAS_TASK_STATE_STORE
 
 pytestmark = pytest.mark.airflow

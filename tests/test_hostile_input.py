@@ -22,8 +22,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import any_text, model_names
 
-from airflow_cortex.literals import sql_string_literal
-from airflow_cortex.names import MAX_IDENTIFIER_LENGTH
+from airflow_cortex.sql.literals import sql_string_literal
+from airflow_cortex.sql.names import MAX_IDENTIFIER_LENGTH
 
 pytestmark = pytest.mark.airflow
 BOTH_TRANSPORTS = pytest.mark.parametrize("cortex_transport", ["connector", "sql_api"])

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from airflow_cortex.cli.jobs import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, EXIT_TIMEOUT, main
+from airflow_cortex.emulator.process import EmulatorProcess
 from airflow_cortex.hooks.finetune import CortexFineTuneHook
 from airflow_cortex.testing import ScriptedOutcome
-from airflow_cortex.testing.process import EmulatorProcess
 
 
 def jobs(capsys, *argv: str) -> tuple[int, object]:

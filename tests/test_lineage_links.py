@@ -9,11 +9,18 @@ from conftest import emulator_env, load_dag, run_cli, xcom_value
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from airflow_cortex.emulator.process import EmulatorProcess
 from airflow_cortex.exceptions import CortexValidationError
-from airflow_cortex.lineage import model_dataset_name, tables_read
-from airflow_cortex.links import CortexSnowsightLink, model_url, query_url, snowsight_base_url
+from airflow_cortex.links.snowsight import (
+    CortexSnowsightLink,
+    model_url,
+    placed_model_url,
+    query_url,
+    snowsight_base_url,
+)
+from airflow_cortex.operators.attempt import Attempt
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
-from airflow_cortex.testing.process import EmulatorProcess
+from airflow_cortex.utils.lineage import model_dataset_name, tables_read
 
 # --- which tables a query reads ---------------------------------------------------------------
 
@@ -217,8 +224,7 @@ def test_operator_lineage_names_the_tables_read_and_the_model(monkeypatch):
         "SELECT t.q AS prompt, a.text AS completion FROM t JOIN answers a ON a.id = t.id",
         validation_data_query="SELECT q AS prompt, text AS completion FROM holdout",
     )
-    operator._job_id = "ft_123"
-    operator._result = {"model": "ML.CURATED.SUPPORT_2"}
+    operator._attempt = Attempt(context={}, job_id="ft_123", result={"model": "ML.CURATED.SUPPORT_2"})
     lineage = operator.get_openlineage_facets_on_complete(None)
     namespace = "snowflake://myorg-analytics"
     assert [(d.namespace, d.name) for d in lineage.inputs] == [
@@ -230,7 +236,7 @@ def test_operator_lineage_names_the_tables_read_and_the_model(monkeypatch):
     assert lineage.run_facets["externalQuery"].externalQueryId == "ft_123"
     assert "FINETUNE(" in lineage.job_facets["sql"].query
     # Before the job succeeded there is no model to report, but the inputs are known.
-    operator._result = None
+    operator._attempt.result = None
     assert operator.get_openlineage_facets_on_complete(None).outputs == []
 
 
@@ -285,9 +291,11 @@ def test_a_link_that_cannot_be_built_never_fails_the_task(capsys):
     )
     operator.__dict__["hook"] = _NoSessionContext()
     operator.__dict__["_snowsight_base"] = "https://app.snowflake.com/myorg/analytics"
-    operator._snowsight_url = "query-link"
-    operator._link_model("my_tuned_model", context={})
-    assert operator._snowsight_url == "query-link"
+    operator._attempt = Attempt(context={}, snowsight_url="query-link")
+    url = placed_model_url(operator._model_place(), "my_tuned_model", operator.log)
+    assert url is None
+    operator._link(url, {})
+    assert operator.snowsight_url == "query-link"
     captured = capsys.readouterr()
     assert "No Snowsight link to model my_tuned_model" in captured.out + captured.err
 
@@ -295,8 +303,8 @@ def test_a_link_that_cannot_be_built_never_fails_the_task(capsys):
 def test_a_resumed_try_links_the_model_without_reading_the_connection():
     """The deferring try reads where the model's page will be; the resumed try, a new process
     on a worker slot, then needs no connection (in a deployment, a call to the API server)."""
-    from airflow_cortex.jobcontrol.waiting import finished_event
-    from airflow_cortex.results import FineTuneJob
+    from airflow_cortex.jobcontrol.events import finished_event
+    from airflow_cortex.sql.results import FineTuneJob
 
     class _NoConnection:
         def __getattr__(self, name: str) -> None:

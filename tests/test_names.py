@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from airflow_cortex.exceptions import CortexValidationError
-from airflow_cortex.names import MAX_IDENTIFIER_LENGTH, IdentifierPart, parse_identifier, parse_model_name
+from airflow_cortex.sql.names import MAX_IDENTIFIER_LENGTH, IdentifierPart, parse_identifier, parse_model_name
 
 
 @pytest.mark.parametrize(
@@ -118,7 +118,7 @@ def test_session_overrides_name_the_rule(value, rule):
 
 
 def test_the_reported_name_keeps_the_typed_model_part_and_resolves_the_rest():
-    from airflow_cortex.names import parse_model_name
+    from airflow_cortex.sql.names import parse_model_name
 
     assert (
         parse_model_name("cft_db.tasty_email.test_api_1").reported("X", "Y")

@@ -24,7 +24,7 @@ def test_creates_job_and_pushes_its_id(airflow_db, seeded, cortex_connection):
     assert xcom_value(run, "finetune", key="job_id") == job_id
     job = seeded.engine.job(job_id)
     assert job.options == {"max_epochs": 2}
-    assert job.model_name.raw == "support.tuned"
+    assert job.model_name == "support.tuned"
     assert job.validation_query is None
 
 
@@ -39,7 +39,7 @@ def test_a_created_job_is_named_in_xcom_before_its_owner_record_is_written(
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
 
-    from airflow_cortex.jobcontrol.ownership import OWNER_KEY
+    from airflow_cortex.jobcontrol.records import OWNER_KEY
 
     run = load_dag("cortex_test_native").test(run_conf={"model_name": "ordered"})
     assert run.state == "success"

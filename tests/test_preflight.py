@@ -7,19 +7,13 @@ from conftest import load_dag, xcom_value
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_cortex.base_models import KNOWN_BASE_MODELS
 from airflow_cortex.exceptions import CortexBudgetExceededError, CortexDataCheckError, CortexValidationError
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
-from airflow_cortex.preflight import PreflightChecks, resolve_checks, validate_budget
-from airflow_cortex.profiling import (
-    DataProfile,
-    Estimate,
-    check_budget,
-    data_problems,
-    evaluate,
-    profile_statement,
-)
-from airflow_cortex.statements import build_finetune_request
+from airflow_cortex.preflight.profile import DataProfile, profile_statement
+from airflow_cortex.preflight.settings import PreflightChecks, resolve_checks, validate_budget
+from airflow_cortex.preflight.verdict import Estimate, check_budget, data_problems, evaluate
+from airflow_cortex.sql.base_models import KNOWN_BASE_MODELS
+from airflow_cortex.sql.request import build_finetune_request
 
 DB = {"database": "CORTEX_TEST", "schema": "PUBLIC"}
 
@@ -292,7 +286,7 @@ def test_check_settings_are_validated():
     st.floats(min_value=0.5, max_value=20),
 )
 def test_the_profile_reads_each_query_exactly_as_finetune_does(query, base_model, chars_per_token):
-    from airflow_cortex.sqltext import scan_query
+    from airflow_cortex.sql.lexer import scan_query
 
     try:
         request = build_finetune_request(

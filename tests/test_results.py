@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 
 from airflow_cortex.exceptions import CortexFineTuneError
-from airflow_cortex.results import FineTuneJob, FineTuneStatus, parse_show
+from airflow_cortex.sql.results import FineTuneJob, FineTuneStatus, parse_show
 
 
 def test_success_payload_is_typed_and_raw_is_kept():

@@ -8,7 +8,7 @@ from datetime import date, datetime, timezone
 import pytest
 from conftest import EXAMPLES, emulator_env, load_dag, run_cli, task_states, xcom_value
 
-from airflow_cortex.testing.process import EmulatorProcess
+from airflow_cortex.emulator.process import EmulatorProcess
 
 sys.path.insert(0, str(EXAMPLES))
 from support_tickets_demo import seed_statements, ticket_rows

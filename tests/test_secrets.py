@@ -27,7 +27,7 @@ from conftest import load_dag, task_states
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from airflow_cortex.testing.engine import ScriptedOutcome
+from airflow_cortex.emulator.jobs import ScriptedOutcome
 
 pytestmark = pytest.mark.airflow
 

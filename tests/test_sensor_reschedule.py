@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from conftest import acting_once, load_dag, task_states, try_numbers, xcom_value
 
-from airflow_cortex.testing.engine import ScriptedOutcome
+from airflow_cortex.emulator.jobs import ScriptedOutcome
 
 pytestmark = pytest.mark.airflow
 

@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from functools import partial
 
 import pytest
 from conftest import load_dag, xcom_value
@@ -17,8 +18,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from airflow_cortex.exceptions import CortexFineTuneError, CortexJobNotFoundError
+from airflow_cortex.hooks.sqlapi.client import parse_result
 from airflow_cortex.hooks.transport import base_url, resolve_transport, sql_api_credential
-from airflow_cortex.sqlapi.client import parse_result
 from airflow_cortex.testing import ScriptedOutcome
 
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -223,7 +224,9 @@ def test_the_estimate_goes_to_xcom_during_create_only_over_the_sql_api_and_a_fai
     socket), so it lands before the job id; over the connector, which stays on the task's thread,
     after it. Either way a push that fails leaves the created job adopted: its id is in XCom, and
     the push's error fails the try (a retry reattaches; nothing pays twice)."""
+    from airflow_cortex.operators.attempt import Attempt
     from airflow_cortex.operators.finetune import CortexFineTuneOperator
+    from airflow_cortex.operators.submission import create_job
 
     pushed: list[tuple[str, object]] = []
 
@@ -242,8 +245,11 @@ def test_the_estimate_goes_to_xcom_during_create_only_over_the_sql_api_and_a_fai
         base_model="llama3.1-8b",
         training_data_query=TRAIN,
     )
+    context = {"ti": TaskInstance()}
+    operator._attempt = Attempt(context)
+    adopt = partial(operator._adopt, context=context, created=True)
     with pytest.raises(RuntimeError, match="did not answer"):
-        operator._create(operator._build_request(), {"trained_tokens": 1}, {"ti": TaskInstance()})
+        create_job(operator.hook, operator._request(), {"trained_tokens": 1}, context["ti"], adopt)
     (job,) = seeded.engine.show()
     estimate, job_id = ("estimate", {"trained_tokens": 1}), ("job_id", job["id"])
     assert pushed == ([estimate, job_id] if cortex_transport == "sql_api" else [job_id, estimate])
@@ -256,13 +262,13 @@ def test_the_async_client_sends_at_most_its_pool_at_once_and_queues_the_rest_its
     the triggerer walk them): past ``IN_FLIGHT`` a request waits before it is built."""
     import asyncio
 
-    from airflow_cortex.sqlapi import aio
+    from airflow_cortex.hooks.sqlapi import aio
     from airflow_cortex.triggers.finetune import CortexFineTuneTrigger
 
     monkeypatch.setattr(aio, "IN_FLIGHT", 3)
     seeded.sql_api_auth.trust_public_key("EMULATOR", KEY.public_key())
     conn_id = _use(monkeypatch, seeded, "probe", private_key_content=PEM, transport="sql_api")
-    client = CortexFineTuneTrigger(job_id="ft_0", snowflake_conn_id=conn_id)._make_sql_api_client()
+    client = CortexFineTuneTrigger(job_id="ft_0", snowflake_conn_id=conn_id)._sql_api_client()
     seeded.faults.stall(0.5, times=7, sql_contains="SELECT 41")
 
     async def run() -> tuple[int, list[object]]:

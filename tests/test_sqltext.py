@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_cortex.sqltext import lex, scan_query
+from airflow_cortex.sql.lexer import lex, scan_query
 
 
 @pytest.mark.parametrize(

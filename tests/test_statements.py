@@ -6,23 +6,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from airflow_cortex.base_models import (
-    AVAILABLE_BASE_MODELS,
-    CHECKED_ON,
-    CREATE_PAGE,
-    KNOWN_BASE_MODELS,
-    base_model_warning,
-    validate_base_model,
-)
 from airflow_cortex.exceptions import CortexValidationError
-from airflow_cortex.statements import (
-    build_finetune_request,
+from airflow_cortex.sql.base_models import AVAILABLE_BASE_MODELS, CHECKED_ON, CREATE_PAGE, KNOWN_BASE_MODELS
+from airflow_cortex.sql.request import build_finetune_request
+from airflow_cortex.sql.statements import (
     cancel_statement,
     create_statement,
     describe_statement,
-    normalize_options,
     show_statement,
 )
+from airflow_cortex.sql.validation import base_model_warning, normalize_options, validate_base_model
 
 GOOD = {
     "model_name": "my_model",

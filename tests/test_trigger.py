@@ -10,27 +10,19 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from airflow_cortex.emulator.jobs import ScriptedOutcome
 from airflow_cortex.exceptions import (
     CortexFineTuneError,
     CortexTransientError,
     CortexValidationError,
     CortexWaitTimeoutError,
 )
+from airflow_cortex.jobcontrol.events import FAILURE, FINISHED, TIMEOUT, job_from_event
 from airflow_cortex.jobcontrol.ownership import UNKNOWN
 from airflow_cortex.jobcontrol.reattach import request_matches_job, validate_policy
-from airflow_cortex.jobcontrol.waiting import (
-    FAILURE,
-    FINISHED,
-    TIMEOUT,
-    RetryPolicy,
-    Waiter,
-    job_from_event,
-    validate_poll_interval,
-    validate_timeout,
-)
-from airflow_cortex.results import FineTuneJob
-from airflow_cortex.statements import build_finetune_request
-from airflow_cortex.testing.engine import ScriptedOutcome
+from airflow_cortex.jobcontrol.waiter import RetryPolicy, Waiter, validate_poll_interval, validate_timeout
+from airflow_cortex.sql.request import build_finetune_request
+from airflow_cortex.sql.results import FineTuneJob
 from airflow_cortex.triggers.finetune import CortexFineTuneTrigger
 
 pytestmark = pytest.mark.versions
@@ -117,8 +109,8 @@ def test_end_from_trigger_ends_a_succeeded_task_with_the_xcoms_its_worker_would_
     from airflow.triggers.base import TaskSuccessEvent
 
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
-    from airflow_cortex.jobcontrol.waiting import report_success
-    from airflow_cortex.links import CortexSnowsightLink, model_url
+    from airflow_cortex.jobcontrol.events import report_success
+    from airflow_cortex.links.snowsight import CortexSnowsightLink, model_url
 
     job_id = CortexFineTuneHook(snowflake_conn_id=cortex_connection).create_finetune_job(
         "t", "llama3.1-8b", "SELECT prompt, completion FROM train"

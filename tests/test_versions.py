@@ -13,8 +13,8 @@ import pytest
 from conftest import run_dag, task_states, xcom_value
 
 from airflow_cortex.jobcontrol.ownership import UNKNOWN
-from airflow_cortex.task_support import task_instance_state
 from airflow_cortex.testing.execution_api import share_in_process_execution_api
+from airflow_cortex.utils.task_instance import task_instance_state
 from airflow_cortex.version_compat import AIRFLOW_V_3_0_PLUS
 
 pytestmark = [pytest.mark.airflow, pytest.mark.versions]

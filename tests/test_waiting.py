@@ -24,7 +24,7 @@ from conftest import (
     xcom_value,
 )
 
-from airflow_cortex.testing.engine import ManualClock, ScriptedOutcome
+from airflow_cortex.emulator.jobs import ManualClock, ScriptedOutcome
 from airflow_cortex.version_compat import HAS_TASK_STATE_STORE, get_base_airflow_version_tuple
 
 if TYPE_CHECKING:

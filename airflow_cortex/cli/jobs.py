@@ -36,8 +36,8 @@ log = logging.getLogger("cortex-jobs")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from airflow_cortex.jobcontrol.waiting import DEFAULT_POLL_INTERVAL
-    from airflow_cortex.task_support import DEFAULT_CONN_ID
+    from airflow_cortex.hooks.session import DEFAULT_CONN_ID
+    from airflow_cortex.jobcontrol.waiter import DEFAULT_POLL_INTERVAL
 
     parser = argparse.ArgumentParser(
         prog="cortex-jobs",
@@ -92,34 +92,24 @@ def _cancel(hook: CortexFineTuneHook, args: argparse.Namespace) -> tuple[int, An
 
 def _wait(hook: CortexFineTuneHook, args: argparse.Namespace) -> tuple[int, Any]:
     from airflow_cortex.exceptions import CortexFineTuneError
-    from airflow_cortex.jobcontrol.waiting import (
+    from airflow_cortex.jobcontrol.events import TIMEOUT, job_from_event
+    from airflow_cortex.jobcontrol.waiter import (
         Waiter,
-        job_from_event,
         validate_poll_interval,
         validate_timeout,
+        wait_blocking,
     )
 
     interval = validate_poll_interval(args.poll_interval, "--poll-interval")
     timeout = validate_timeout(args.timeout, "--timeout")
-    waiter = Waiter(
-        job_id=args.job_id,
-        poll_interval=interval,
-        deadline=None if timeout is None else time.time() + timeout,
-        log=log,
-    )
-    while True:
-        try:
-            step = waiter.observed(hook.describe_finetune_job(args.job_id))
-        except CortexFineTuneError as error:
-            step = waiter.failed(error)
-        if step.event is not None:
-            break
-        time.sleep(step.sleep)
+    deadline = None if timeout is None else time.time() + timeout
+    waiter = Waiter(job_id=args.job_id, poll_interval=interval, deadline=deadline, log=log)
+    event = wait_blocking(waiter, lambda: hook.describe_finetune_job(args.job_id))
     try:
-        job = job_from_event(step.event)
+        job = job_from_event(event)
     except CortexFineTuneError as error:
-        timed_out = step.event.get("kind") == "timeout"
-        return (EXIT_TIMEOUT if timed_out else EXIT_FAILED), {"job_id": args.job_id, "error": str(error)}
+        code = EXIT_TIMEOUT if event.get("kind") == TIMEOUT else EXIT_FAILED
+        return code, {"job_id": args.job_id, "error": str(error)}
     return (EXIT_OK if job.succeeded else EXIT_FAILED), job.to_dict()
 
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import closing, contextmanager
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -15,62 +13,53 @@ from airflow_cortex.exceptions import (
     CortexFineTuneError,
     CortexJobNotFoundError,
     CortexTransientError,
-    job_not_found,
 )
-from airflow_cortex.hooks.transport import Transport, resolve_transport, seconds_extra, sql_api_client
+from airflow_cortex.hooks import jobs
+from airflow_cortex.hooks.connector import ConnectorSessions
+from airflow_cortex.hooks.session import SESSION_OVERRIDES, connection_settings
+from airflow_cortex.hooks.sqlapi.run import run as run_on_sql_api
+from airflow_cortex.hooks.transport import (
+    Transport,
+    base_url,
+    read_timeout,
+    resolve_transport,
+    seconds_extra,
+    sql_api_credential,
+)
 from airflow_cortex.jobcontrol.reattach import UNVERIFIED, VERIFIED, match
-from airflow_cortex.links import snowsight_base_url
-from airflow_cortex.names import parse_identifier
-from airflow_cortex.offthread import OffThread
-from airflow_cortex.preflight import DEFAULT_CHARS_PER_TOKEN
-from airflow_cortex.profiling import TEXT_TYPES, DataProfile, probe_statement, profile_statement
-from airflow_cortex.results import FineTuneJob, FineTuneJobSummary, parse_show
-from airflow_cortex.sqlapi.client import SqlApiError
-from airflow_cortex.sqlapi.errors import as_cortex_error
-from airflow_cortex.statements import (
-    FineTuneRequest,
-    build_finetune_request,
-    cancel_statement,
-    create_statement,
-    describe_statement,
-    show_statement,
+from airflow_cortex.links.snowsight import snowsight_base_url
+from airflow_cortex.preflight.profile import (
+    DataProfile,
+    column_problems,
+    probe_statement,
+    profile_statement,
 )
+from airflow_cortex.preflight.settings import DEFAULT_CHARS_PER_TOKEN
+from airflow_cortex.sql.names import parse_identifier
+from airflow_cortex.sql.request import FineTuneRequest, build_finetune_request
+from airflow_cortex.sql.results import FineTuneJob, FineTuneJobSummary, parse_show
+from airflow_cortex.sql.statements import cancel_statement, create_statement, show_statement
+from airflow_cortex.utils.offthread import OffThread
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
-    from snowflake.connector import SnowflakeConnection
-
-    from airflow_cortex.sqlapi.client import SqlApiClient
+    from airflow_cortex.hooks.sqlapi.client import SqlApiClient
 
 T = TypeVar("T")
 
 _PROTOCOLS = ("https", "http")
-_SESSION_OVERRIDES = ("warehouse", "database", "schema", "role")
 # Connector timeouts the stock hook does not pass on; with them a connection can bound how long
 # the connector keeps retrying by itself before an error reaches the provider's own retries.
 _TIMEOUT_EXTRAS = ("login_timeout", "network_timeout", "socket_timeout")
 
+Result = tuple[list[tuple[str, str]], list[tuple[Any, ...]]]
 
-def _is_transient(exc: BaseException) -> bool:
-    """Whether a connector error is worth retrying: the network or the service, not the statement."""
-    from snowflake.connector import errors
 
-    # A certificate that fails its revocation check or a TLS handshake that cannot succeed
-    # (NonRetryableTlsError, connector 4.x; 3.x, which pyproject allows, lacks it).
-    names = ("RevocationCheckError", "NonRetryableTlsError")
-    never = tuple(getattr(errors, name) for name in names if hasattr(errors, name))
-    if isinstance(exc, never):
-        return False
-    if isinstance(exc, (errors.ProgrammingError, errors.IntegrityError, errors.DataError)):
-        return False
-    if isinstance(exc, (errors.NotSupportedError, errors.ForbiddenError, errors.BadRequest)):
-        return False
-    if isinstance(exc, (errors.OperationalError, errors.InterfaceError, errors.InternalError)):
-        return True
-    if isinstance(exc, errors.DatabaseError):
-        return False  # e.g. wrong credentials: retrying cannot help
-    return isinstance(exc, (errors.Error, OSError))
+def hook_for(holder: object, **options: Any) -> CortexFineTuneHook:
+    """A hook for ``holder``'s session settings (an operator, sensor or trigger; see
+    :mod:`.session`)."""
+    return CortexFineTuneHook(**connection_settings(holder), **options)
 
 
 class CortexFineTuneHook(SnowflakeHook):
@@ -84,6 +73,10 @@ class CortexFineTuneHook(SnowflakeHook):
     Beyond the stock hook it honours ``protocol`` in the connection extras (with ``host`` and
     ``port``), which the stock hook drops; that is what lets a connection point at the local
     Cortex emulator (``"protocol": "http"``) or at a TLS-terminating proxy.
+
+    Everything that talks to the fine-tuning service is behind this class, so another backend
+    (Cortex Training, which Snowflake announces as fine-tuning's successor) can replace it here
+    without changing the operator, sensor or trigger.
     """
 
     hook_name = "Snowflake Cortex Fine-tuning"
@@ -105,12 +98,11 @@ class CortexFineTuneHook(SnowflakeHook):
         self.transport_choice = transport
         self._sql_api: SqlApiClient | None = None
         self._local = threading.local()  # a statement on another thread: its own pinned client
-        for parameter in _SESSION_OVERRIDES:
+        for parameter in SESSION_OVERRIDES:
             parse_identifier(getattr(self, parameter), parameter)
         self.allow_unknown_base_model = allow_unknown_base_model
         self.keep_connection = keep_connection
-        self._kept: SnowflakeConnection | None = None
-        self._kept_lock = threading.Lock()
+        self._sessions = ConnectorSessions(self.get_conn, keep=keep_connection, log=self.log)
         self.last_query_id: str | None = None
         """Snowflake's id of the last statement run (e.g. CREATE, for a Snowsight link)."""
 
@@ -137,104 +129,11 @@ class CortexFineTuneHook(SnowflakeHook):
                     f"Connection extra 'port' must be a number, got {conn_config['port']!r}"
                 ) from None
 
-    @contextmanager
-    def _session(self) -> Iterator[SnowflakeConnection]:
-        """A connection for one call: a fresh one, or the kept one when ``keep_connection`` is set.
-
-        A kept connection that fails with a transient error is dropped, so the next call logs in
-        again instead of reusing a broken session.
-        """
-        if not self.keep_connection:
-            with closing(self.get_conn()) as conn:
-                yield conn
-            return
-        with self._kept_lock:
-            if self._kept is None or self._kept.is_closed():
-                self._kept = self.get_conn()
-            conn = self._kept
-        try:
-            yield conn
-        except BaseException as exc:
-            if _is_transient(exc):
-                self._drop(conn)
-            raise
-
-    def _drop(self, conn: SnowflakeConnection) -> None:
-        with self._kept_lock:
-            if self._kept is conn:
-                self._kept = None
-        try:
-            conn.close()
-        except Exception:  # the session is already unusable; closing it is a courtesy
-            self.log.debug("Closing a broken Snowflake connection failed", exc_info=True)
-
     def close(self) -> None:
         """Log out of the kept session, if any, and close the SQL API's connections."""
         if self._sql_api is not None:
             self._sql_api.close()
-        with self._kept_lock:
-            conn, self._kept = self._kept, None
-        if conn is not None:
-            self._drop(conn)
-
-    def _query(
-        self, sql: str, *, action: str, job_id: str | None = None
-    ) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
-        """Run one statement; return its columns as (name, Snowflake type name) and its rows.
-
-        Errors come out as :class:`CortexFineTuneError`, narrowed to
-        :class:`CortexTransientError` (network, service; worth retrying) or
-        :class:`CortexJobNotFoundError` (Snowflake does not know ``job_id``).
-        """
-        if self.transport == "sql_api":
-            return self._query_sql_api(sql, action=action, job_id=job_id)
-        from snowflake.connector.constants import FIELD_ID_TO_NAME
-        from snowflake.connector.errors import ProgrammingError
-
-        what = f" for job {job_id}" if job_id else ""
-        try:
-            with self._session() as conn, closing(conn.cursor()) as cursor:
-                try:
-                    cursor.execute(sql, num_statements=1)
-                except ProgrammingError as exc:
-                    code = f"{exc.errno}" if exc.errno else None
-                    message = getattr(exc, "raw_msg", None) or exc.msg
-                    error_type = CortexFineTuneError
-                    if job_id:
-                        unknown, by_words = job_not_found(exc.errno, exc.sqlstate, str(message))
-                        if unknown:
-                            error_type = CortexJobNotFoundError
-                        if by_words:
-                            self.log.warning(
-                                "Taking this error as 'job %s not found' by its words (error %s, SQL state "
-                                "%s): %s",
-                                job_id,
-                                exc.errno,
-                                exc.sqlstate,
-                                message,
-                            )
-                    raise error_type(
-                        f"{action}{what} failed: {message}", job_id=job_id, error_code=code
-                    ) from exc
-                self.log.debug("%s query id: %s", action, cursor.sfqid)
-                self.last_query_id = cursor.sfqid
-                columns = [
-                    (column.name, FIELD_ID_TO_NAME.get(column.type_code, str(column.type_code)))
-                    for column in cursor.description or ()
-                ]
-                rows = [tuple(row.values()) if isinstance(row, Mapping) else tuple(row) for row in cursor]
-        except CortexFineTuneError:
-            raise
-        except Exception as exc:
-            if not _is_transient(exc):
-                raise
-            code = getattr(exc, "errno", None)
-            raise CortexTransientError(
-                f"{action}{what} could not reach Snowflake: {type(exc).__name__}: {exc}",
-                job_id=job_id,
-                error_code=str(code) if code else None,
-            ) from exc
-        return columns, rows
+        self._sessions.close()
 
     @cached_property
     def transport(self) -> Transport:
@@ -247,6 +146,60 @@ class CortexFineTuneHook(SnowflakeHook):
         if choice == "connector":
             return "connector"  # without reading the connection's credentials
         return resolve_transport(choice, self._get_conn_params())
+
+    def _query(self, sql: str, *, action: str, job_id: str | None = None) -> Result:
+        """Run one statement; return its columns as (name, Snowflake type name) and its rows.
+
+        Errors come out as :class:`CortexFineTuneError`, narrowed to
+        :class:`CortexTransientError` (network, service; worth retrying) or
+        :class:`CortexJobNotFoundError` (Snowflake does not know ``job_id``), the same on both
+        transports.
+        """
+        if self.transport == "sql_api":
+            result = run_on_sql_api(self._client(), sql, action, job_id, self.log)
+            columns, rows, query_id = result.columns, result.rows, result.handle
+        else:
+            columns, rows, query_id = self._sessions.run(sql, action, job_id)
+        self.log.debug("%s query id: %s", action, query_id)
+        self.last_query_id = query_id
+        return columns, rows
+
+    def _run_single(self, sql: str, form: str, job_id: str | None = None) -> Any:
+        """Run one FINETUNE statement and return the first column of its only row."""
+        _, rows = self._query(sql, action=f"FINETUNE('{form}')", job_id=job_id)
+        return jobs.single_value(rows, form, job_id)
+
+    # --- the SQL API ------------------------------------------------------------------------
+
+    def _client(self) -> SqlApiClient:
+        """The SQL API client this thread's statements use."""
+        client: SqlApiClient | None = getattr(self._local, "client", None)
+        if client is not None:
+            return client
+        if self._sql_api is None:
+            self._sql_api = self._new_sql_api_client()
+        return self._sql_api
+
+    def _new_sql_api_client(self) -> SqlApiClient:
+        """A client for this connection, authenticating as the Snowflake provider's REST calls do
+        (its token provider, as ``SnowflakeSqlApiHook``'s: OAuth, PAT, or a key-pair JWT it renews)."""
+        from airflow.providers.snowflake.utils._rest_auth import SnowflakeRestTokenProvider
+
+        from airflow_cortex.hooks.sqlapi.client import SqlApiClient
+
+        params = self._get_conn_params()
+        if sql_api_credential(params) is None:
+            raise ValueError(
+                "transport='sql_api' needs a connection whose credential the SQL API accepts: a private "
+                "key (key-pair JWT), an OAuth token, or a programmatic access token; password "
+                "authentication works only with transport='connector'"
+            )
+        return SqlApiClient(
+            base_url=base_url(params),
+            headers=SnowflakeRestTokenProvider(self).build_auth_headers,
+            context={key: params.get(key) for key in SESSION_OVERRIDES},
+            read_timeout=read_timeout(self.connection.extra_dejson),
+        )
 
     def off_thread(self, call: Callable[[], T], name: str) -> OffThread[T] | None:
         """``call()``, which runs this hook's statements, started on a thread of its own; ``None``
@@ -271,34 +224,6 @@ class CortexFineTuneHook(SnowflakeHook):
                 self._local.client = None
 
         return OffThread(run, name)
-
-    def _client(self) -> SqlApiClient:
-        """The SQL API client this thread's statements use."""
-        client: SqlApiClient | None = getattr(self._local, "client", None)
-        if client is not None:
-            return client
-        if self._sql_api is None:
-            self._sql_api = sql_api_client(self)
-        return self._sql_api
-
-    def _query_sql_api(
-        self, sql: str, *, action: str, job_id: str | None = None
-    ) -> tuple[list[tuple[str, str]], list[tuple[Any, ...]]]:
-        """:meth:`_query` over the SQL API: the same statement, result shape and errors."""
-        try:
-            result = self._client().execute(sql)
-        except SqlApiError as exc:
-            raise as_cortex_error(exc, action, job_id, self.log) from exc
-        self.log.debug("%s statement handle: %s", action, result.handle)
-        self.last_query_id = result.handle
-        return result.columns, result.rows
-
-    def _run_single(self, sql: str, *, action: str, job_id: str | None = None) -> Any:
-        """Run one FINETUNE statement and return the first column of its only row."""
-        _, rows = self._query(sql, action=f"FINETUNE('{action}')", job_id=job_id)
-        if not rows:
-            raise CortexFineTuneError(f"FINETUNE('{action}') returned no row", job_id=job_id)
-        return rows[0][0]
 
     def snowsight_base_url(self) -> str | None:
         """Snowsight's address for this connection's account (see :mod:`airflow_cortex.links`)."""
@@ -342,27 +267,7 @@ class CortexFineTuneHook(SnowflakeHook):
                 reason = str(failure).split(" failed: ", 1)[-1]
                 problems.append(f"{parameter}: Snowflake cannot run the query: {reason}")
                 continue
-            names = {name.upper(): (name, type_name) for name, type_name in columns}
-            # Columns the query returns that FINETUNE ignores: the likely sources of an alias.
-            spare = [name for name, _ in columns if name.upper() not in ("PROMPT", "COMPLETION")]
-            for column in ("PROMPT", "COMPLETION"):
-                if column not in names:
-                    listed = ", ".join(name for name, _ in columns) or "none"
-                    source = spare.pop(0) if spare else "<a text column>"
-                    problems.append(
-                        f"{parameter}: returns no {column} column (it returns {listed}); alias one, "
-                        f"e.g. SELECT {source} AS {column.lower()}"
-                    )
-                elif names[column][0] != column:
-                    problems.append(
-                        f"{parameter}: column {names[column][0]!r} is quoted in another case; FINETUNE reads "
-                        f'"{column}", so alias it without quotes'
-                    )
-                elif names[column][1] not in TEXT_TYPES:
-                    problems.append(
-                        f"{parameter}: column {column} is {names[column][1]}, not text; cast it in the "
-                        f"query (e.g. {column.lower()}::VARCHAR AS {column.lower()})"
-                    )
+            problems += column_problems(parameter, columns)
         return CortexDataCheckError(problems or [f"the data could not be profiled: {error}"])
 
     # --- the four forms ---------------------------------------------------------------------
@@ -400,7 +305,7 @@ class CortexFineTuneHook(SnowflakeHook):
         """Send one validated CREATE; returns Snowflake's job id."""
         sql = create_statement(request)
         self.log.info("Submitting Cortex fine-tuning job:\n%s", sql)
-        job_id = self._run_single(sql, action="CREATE")
+        job_id = self._run_single(sql, "CREATE")
         if not job_id:
             raise CortexFineTuneError("FINETUNE('CREATE') returned an empty job id")
         self.log.info("Cortex fine-tuning job created: %s", job_id)
@@ -412,36 +317,25 @@ class CortexFineTuneHook(SnowflakeHook):
         Raises :class:`CortexJobNotFoundError` when Snowflake does not know the id (never created,
         or garbage-collected some time after it ended).
         """
-        payload = self._run_single(describe_statement(job_id), action="DESCRIBE", job_id=job_id)
-        return FineTuneJob.from_describe(payload, job_id=job_id)
+        return jobs.describe(self._run_single, job_id)
 
     def list_finetune_jobs(self) -> list[FineTuneJobSummary]:
         """Jobs Snowflake still remembers (it garbage-collects old ones)."""
-        return parse_show(self._run_single(show_statement(), action="SHOW"))
+        return parse_show(self._run_single(show_statement(), "SHOW"))
 
     def cancel_finetune_job(self, job_id: str) -> str:
         """Cancel a job; returns Snowflake's confirmation message."""
-        message = self._run_single(cancel_statement(job_id), action="CANCEL", job_id=job_id)
+        message = self._run_single(cancel_statement(job_id), "CANCEL", job_id)
         self.log.info("%s", message)
         return str(message)
 
     def cancel_unless_ended(self, job_id: str) -> tuple[FineTuneJob, bool, str]:
-        """Cancel ``job_id`` unless it has already ended: the job as found, whether a CANCEL was
-        sent, and what happened in words. Errors propagate (see :meth:`cancel_if_running`)."""
-        job = self.describe_finetune_job(job_id)
-        if job.is_finished:
-            return job, False, f"Job {job_id} had already ended with status {job.status}; nothing to cancel"
-        return job, True, self.cancel_finetune_job(job_id)
+        """Cancel ``job_id`` unless it has already ended (see :func:`.jobs.cancel_unless_ended`)."""
+        return jobs.cancel_unless_ended(self._run_single, job_id)
 
     def cancel_if_running(self, job_id: str) -> str:
-        """Cancel ``job_id`` unless it has already ended; returns what happened, for the log.
-
-        Used when a task is killed, where an error would only hide the original reason.
-        """
-        try:
-            return self.cancel_unless_ended(job_id)[2]
-        except CortexFineTuneError as error:
-            return f"Job {job_id} could not be cancelled: {error}"
+        """Cancel ``job_id`` unless it has already ended; what happened, for a killed task's log."""
+        return jobs.cancel_if_running(self._run_single, job_id)
 
     def find_matching_jobs(
         self,

@@ -1,9 +1,10 @@
-"""Which way a hook's statements travel: the Snowflake connector, or the SQL API.
+"""Which way a hook's statements travel, the Snowflake connector or the SQL API, and the
+connection settings both read the same way. Pure: no I/O, no connector.
 
-Both run the same statements with the same validation and the same errors; they differ in what
-they cost. The connector logs in (one session per call, or one kept session while waiting) and
-works with every authentication method. The SQL API needs no login (each request carries a
-key-pair JWT, an OAuth token or a programmatic access token) and no connector.
+Both transports run the same statements with the same validation and the same errors; they
+differ in what they cost. The connector logs in (one session per call, or one kept session while
+waiting) and works with every authentication method. The SQL API needs no login (each request
+carries a key-pair JWT, an OAuth token or a programmatic access token) and no connector.
 
 ``transport`` (the hook's argument, else the connection extra of that name) chooses:
 
@@ -15,16 +16,12 @@ key-pair JWT, an OAuth token or a programmatic access token) and no connector.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
-
-from airflow_cortex.sqlapi.client import SqlApiClient
-
-if TYPE_CHECKING:
-    from airflow.providers.snowflake.hooks.snowflake import SnowflakeHook
+from typing import Any, Literal
 
 Transport = Literal["connector", "sql_api"]
 TRANSPORTS = ("connector", "sql_api", "auto")
 _TOKEN_AUTHENTICATORS = frozenset({"oauth", "programmatic_access_token"})
+_PREFIX = "extra__snowflake__"
 
 
 def resolve_transport(choice: object, conn_params: dict[str, Any]) -> Transport:
@@ -35,6 +32,23 @@ def resolve_transport(choice: object, conn_params: dict[str, Any]) -> Transport:
     if value == "auto":
         return "sql_api" if sql_api_credential(conn_params) else "connector"
     return "sql_api" if value == "sql_api" else "connector"
+
+
+def sql_api_credential(conn_params: dict[str, Any]) -> str | None:
+    """The SQL API credential a connection has (``KEYPAIR_JWT``, ``OAUTH``, a PAT), or ``None``."""
+    authenticator = str(conn_params.get("authenticator") or "").lower()
+    if authenticator in _TOKEN_AUTHENTICATORS:
+        return authenticator.upper()
+    if conn_params.get("private_key"):
+        return "KEYPAIR_JWT"
+    return None
+
+
+def extra_value(extra: dict[str, Any], name: str) -> Any:
+    """A ``snowflake`` connection extra, with or without the ``extra__snowflake__`` prefix (as
+    ``SnowflakeHook`` reads them)."""
+    value = extra.get(name)
+    return extra.get(f"{_PREFIX}{name}") if value in (None, "") else value
 
 
 def seconds_extra(name: str, value: Any) -> int | None:
@@ -48,14 +62,11 @@ def seconds_extra(name: str, value: Any) -> int | None:
         raise ValueError(f"Connection extra {name!r} must be a number of seconds, got {value!r}") from None
 
 
-def sql_api_credential(conn_params: dict[str, Any]) -> str | None:
-    """The SQL API credential a connection has (``KEYPAIR_JWT``, ``OAUTH``, a PAT), or ``None``."""
-    authenticator = str(conn_params.get("authenticator") or "").lower()
-    if authenticator in _TOKEN_AUTHENTICATORS:
-        return authenticator.upper()
-    if conn_params.get("private_key"):
-        return "KEYPAIR_JWT"
-    return None
+def read_timeout(extra: dict[str, Any]) -> float | None:
+    """The ``socket_timeout`` extra, which bounds the connector's reads, as the SQL API's read
+    timeout: one setting makes a stalled answer a retried network fault on either transport."""
+    seconds = seconds_extra("socket_timeout", extra_value(extra, "socket_timeout"))
+    return float(seconds) if seconds is not None and seconds > 0 else None
 
 
 def base_url(conn_params: dict[str, Any]) -> str:
@@ -70,27 +81,3 @@ def base_url(conn_params: dict[str, Any]) -> str:
     if not account:
         raise ValueError("The SQL API needs the connection's account (or a host)")
     return f"https://{account}.snowflakecomputing.com"
-
-
-def sql_api_client(hook: SnowflakeHook, timeout: float = 60.0) -> SqlApiClient:
-    """A client for ``hook``'s connection, authenticating as the Snowflake provider's REST calls do
-    (the same token provider as ``SnowflakeSqlApiHook``: OAuth, PAT, or a key-pair JWT it renews)."""
-    from airflow.providers.snowflake.utils._rest_auth import SnowflakeRestTokenProvider
-
-    from airflow_cortex.sqlapi.credentials import read_timeout
-
-    params = hook._get_conn_params()
-    if sql_api_credential(params) is None:
-        raise ValueError(
-            "transport='sql_api' needs a connection whose credential the SQL API accepts: a private "
-            "key (key-pair JWT), an OAuth token, or a programmatic access token; password "
-            "authentication works only with transport='connector'"
-        )
-    tokens = SnowflakeRestTokenProvider(hook)
-    return SqlApiClient(
-        base_url=base_url(params),
-        headers=tokens.build_auth_headers,
-        context={key: params.get(key) for key in ("database", "schema", "warehouse", "role")},
-        timeout=timeout,
-        read_timeout=read_timeout(hook.connection.extra_dejson),
-    )

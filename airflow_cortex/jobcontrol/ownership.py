@@ -7,7 +7,7 @@ the newer one adopted the job; if its ``on_kill`` cancelled then, the newer try 
 job it had just adopted, and its retry would pay for a second one.
 
 So the try that submits or adopts a job records itself as the owner in the task state store
-(which Airflow keys by DAG run, task and map index, so every try reads the same record),
+(:mod:`.records`; Airflow keys it by DAG run, task and map index, so every try reads it),
 naming the task instance's id (which Airflow renews for every try and keeps across a
 deferral), and a kill cancels only when
 
@@ -25,9 +25,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Final
-
-#: Task-state-store key of the owner record. Renaming it breaks tries already in flight.
-OWNER_KEY: Final = "cortex_finetune_owner"
 
 #: Task-instance states a user's action leaves behind: no try runs again unless they clear it.
 ENDED_STATES: Final = frozenset({"failed", "success", "skipped", "upstream_failed", "removed"})

@@ -14,12 +14,12 @@ import json
 from typing import TYPE_CHECKING, Final, Literal
 
 from airflow_cortex.exceptions import CortexValidationError
-from airflow_cortex.names import parse_model_name
-from airflow_cortex.results import FineTuneStatus
+from airflow_cortex.sql.names import parse_model_name
+from airflow_cortex.sql.results import FineTuneStatus
 
 if TYPE_CHECKING:
-    from airflow_cortex.results import FineTuneJob
-    from airflow_cortex.statements import FineTuneRequest
+    from airflow_cortex.sql.request import FineTuneRequest
+    from airflow_cortex.sql.results import FineTuneJob
 
 ExistingJobPolicy = Literal["reattach", "fail", "always_create"]
 EXISTING_JOB_POLICIES: Final = ("reattach", "fail", "always_create")

@@ -8,31 +8,18 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_cortex.exceptions import CortexTransientError, CortexValidationError
-from airflow_cortex.jobcontrol.waiting import (
-    DEFAULT_POLL_INTERVAL,
-    RetryPolicy,
-    job_from_event,
-    progress_message,
-    report_success,
-    require_success,
-)
-from airflow_cortex.task_support import (
-    DEFAULT_CONN_ID,
-    CortexTaskMixin,
-    check_end_from_trigger,
-    validate_transport,
-)
+from airflow_cortex.hooks.session import DEFAULT_CONN_ID
+from airflow_cortex.jobcontrol.events import job_from_event, report_success, require_success
+from airflow_cortex.jobcontrol.records import TaskRecords
+from airflow_cortex.jobcontrol.waiter import DEFAULT_POLL_INTERVAL, RetryPolicy, Waiter, progress_message
+from airflow_cortex.utils.mixins import CortexTaskMixin, check_end_from_trigger, validate_transport
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_cortex.results import FineTuneJob
-
-
-#: Task-state-store key of the transient failures in a row, kept across reschedule-mode pokes.
-TRANSIENT_FAILURES_KEY = "cortex_sensor_transient_failures"
+    from airflow_cortex.sql.results import FineTuneJob
 
 
 class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
@@ -85,17 +72,14 @@ class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
         self.end_from_trigger = end_from_trigger
         self.job_id = job_id
         self.snowflake_conn_id = snowflake_conn_id
+        self.warehouse, self.database, self.schema, self.role = warehouse, database, schema, role
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
         self.transient_retry = RetryPolicy(max_attempts=max_transient_errors)
         self.allow_unknown_base_model = True  # the sensor never creates a job
-        self.warehouse = warehouse
-        self.database = database
-        self.schema = schema
-        self.role = role
         self.transport = validate_transport(transport)
-        self._transient_failures = 0
-        """Failures in a row in poke mode (one process); reschedule mode keeps them in the store."""
+        self._waiter: Waiter | None = None
+        """Poke mode's wait, kept across pokes (one process); reschedule mode makes one per poke."""
 
     def _job_id(self) -> str:
         if not isinstance(self.job_id, str) or not self.job_id.strip():
@@ -120,53 +104,49 @@ class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
         return None  # pragma: no cover - defer() raises
 
     def poke(self, context: Context) -> PokeReturnValue:
+        """One observation of the job, judged by the same :class:`Waiter` as every other wait.
+
+        Airflow decides when the next poke happens and when the sensor times out, so the waiter
+        only counts network failures in a row: in memory in poke mode, in the task state store in
+        reschedule mode (every poke is a fresh process on a fresh copy of the sensor).
+        """
         job_id = self._job_id()
+        records = TaskRecords(context.get("task_state_store") if self.reschedule else None)
+        try_number = int(context["ti"].try_number)
+        waiter = self._poke_waiter(job_id, records, try_number)
+        before = waiter.failures
         try:
             job = self.hook.describe_finetune_job(job_id)
         except CortexTransientError as error:
-            failures = self._count_transient_failure(context)
-            if failures >= self.transient_retry.max_attempts:
-                self.log.error("Giving up on job %s after %d failed attempts in a row", job_id, failures)
+            step = waiter.failed(error)
+            records.set_transient_failures(try_number, waiter.failures)
+            if step.event is not None:
                 raise
-            self.log.warning(
-                "Could not check job %s (%d of %d failures tolerated): %s",
-                job_id,
-                failures,
-                self.transient_retry.max_attempts,
-                error,
-            )
             return PokeReturnValue(is_done=False)
-        self._reset_transient_failures(context)
-        self.log.info("%s", progress_message(job))
+        waiter.observed(job)
+        if before:
+            records.set_transient_failures(try_number, 0)
         if not job.is_finished:
             return PokeReturnValue(is_done=False)
         return PokeReturnValue(is_done=True, xcom_value=self._conclude(job, context))
 
-    # In reschedule mode every poke runs in a fresh process on a fresh copy of the sensor, so the
-    # count of failures in a row lives in the task state store, tagged with the try it belongs to.
-
-    def _failure_store(self, context: Context) -> Any:
-        return context.get("task_state_store") if self.reschedule else None
-
-    def _count_transient_failure(self, context: Context) -> int:
-        store = self._failure_store(context)
-        if store is None:
-            self._transient_failures += 1
-            return self._transient_failures
-        try_number = int(context["ti"].try_number)
-        record = store.get(TRANSIENT_FAILURES_KEY)
-        count = 0
-        if isinstance(record, dict) and record.get("try_number") == try_number:
-            count = int(record.get("count") or 0)
-        store.set(TRANSIENT_FAILURES_KEY, {"try_number": try_number, "count": count + 1})
-        return count + 1
-
-    def _reset_transient_failures(self, context: Context) -> None:
-        store = self._failure_store(context)
-        if store is None:
-            self._transient_failures = 0
-        elif store.get(TRANSIENT_FAILURES_KEY) is not None:
-            store.delete(TRANSIENT_FAILURES_KEY)
+    def _poke_waiter(self, job_id: str, records: TaskRecords, try_number: int) -> Waiter:
+        if records.kept:
+            failures = records.transient_failures(try_number)
+            return Waiter(
+                job_id,
+                self.poke_interval,
+                None,
+                self.log,
+                self.transient_retry,
+                failures=failures,
+                backoff=False,
+            )
+        if self._waiter is None:
+            self._waiter = Waiter(
+                job_id, self.poke_interval, None, self.log, self.transient_retry, backoff=False
+            )
+        return self._waiter
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         if self.end_from_trigger and not isinstance(event, dict):  # see ``_conclude_ended``

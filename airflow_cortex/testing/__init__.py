@@ -1,8 +1,8 @@
-"""A local emulator of Snowflake Cortex fine-tuning, for running and testing DAGs offline.
+"""The Airflow test kit: pytest fixtures that run whole DAGs offline against the local Cortex
+emulator (:mod:`airflow_cortex.emulator`), a throwaway Airflow home, and DAG-run helpers.
 
-It emulates the *job lifecycle* of ``SNOWFLAKE.CORTEX.FINETUNE`` behind a real
-Snowflake-protocol server and trains nothing. See :class:`CortexEmulator`. Needs the
-``emulator`` extra: ``pip install 'airflow-cortex[emulator]'``.
+The emulator's names are exported here too (:class:`CortexEmulator`, ...), as a test imports
+them. Needs the ``emulator`` extra: ``pip install 'airflow-cortex[emulator]'``.
 
 The names below are imported on first use, not with the package: pytest loads this package's
 plugin before any test's ``conftest.py`` has set up ``AIRFLOW_HOME``, so importing the server
@@ -16,11 +16,12 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "CortexEmulator": "airflow_cortex.testing.server",
-    "CortexEngine": "airflow_cortex.testing.engine",
-    "EmulatedJob": "airflow_cortex.testing.engine",
-    "ManualClock": "airflow_cortex.testing.engine",
-    "ScriptedOutcome": "airflow_cortex.testing.engine",
+    "CortexEmulator": "airflow_cortex.emulator.server",
+    "CortexEngine": "airflow_cortex.emulator.engine",
+    "EmulatedJob": "airflow_cortex.emulator.jobs",
+    "EmulatorProcess": "airflow_cortex.emulator.process",
+    "ManualClock": "airflow_cortex.emulator.jobs",
+    "ScriptedOutcome": "airflow_cortex.emulator.jobs",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -127,8 +127,8 @@ def _marker_kwargs(request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture
 def cortex_emulator(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """A running emulator, fresh for each test (jobs and tables do not leak between tests)."""
-    from airflow_cortex.testing.server import CortexEmulator
-    from airflow_cortex.testing.tls import CA_BUNDLE_VARIABLE
+    from airflow_cortex.emulator.server import CortexEmulator
+    from airflow_cortex.emulator.tls import CA_BUNDLE_VARIABLE
 
     settings = {k: v for k, v in _marker_kwargs(request).items() if k not in _CONNECTION_KEYS}
     settings.setdefault("pending_seconds", 0.2)

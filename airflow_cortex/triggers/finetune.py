@@ -3,36 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
-import threading
-from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from functools import partial
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_cortex.exceptions import CortexFineTuneError
+from airflow_cortex.hooks.session import connection_settings, overrides, session_key
+from airflow_cortex.jobcontrol.events import FINISHED, job_from_event, log_success, success_xcoms
 from airflow_cortex.jobcontrol.ownership import UNKNOWN, trigger_kill_verdict
-from airflow_cortex.jobcontrol.waiting import (
-    DEFAULT_POLL_INTERVAL,
-    FINISHED,
-    RetryPolicy,
-    Waiter,
-    job_from_event,
-    log_success,
-    success_xcoms,
-)
-from airflow_cortex.results import FineTuneStatus
-from airflow_cortex.task_support import build_hook, connection_settings, task_instance_state
+from airflow_cortex.jobcontrol.waiter import DEFAULT_POLL_INTERVAL, RetryPolicy, Waiter, wait_async
+from airflow_cortex.sql.results import FineTuneStatus
+from airflow_cortex.triggers.shared import imported, off_loop, shared_clients
+from airflow_cortex.utils.task_instance import task_instance_state
 from airflow_cortex.version_compat import TRIGGERER_CALLS_ON_KILL
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable
-    from types import ModuleType
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
     from airflow_cortex.hooks.finetune import CortexFineTuneHook
-    from airflow_cortex.sqlapi.aio import AsyncSqlApiClient
-
-T = TypeVar("T")
+    from airflow_cortex.hooks.sqlapi.aio import AsyncSqlApiClient
+    from airflow_cortex.hooks.sqlapi.credentials import ConnectionCredentials
+    from airflow_cortex.sql.results import FineTuneJob
 
 #: Seconds the trigger gives its own on_kill before Airflow 3.3 (the default of 3.3's
 #: ``[triggerer] on_kill_timeout``, which bounds the call from 3.3 on).
@@ -41,109 +32,13 @@ ON_KILL_TIMEOUT = 30.0
 #: What an ended task's ``return_value`` may hold (see the trigger's ``return_value``).
 RETURN_VALUES = ("job_id", "result", None)
 
-#: Threads that run the (blocking) Snowflake connector for every Cortex trigger in this process.
-#: Bounded, and separate from the event loop's default executor, so hundreds of waiting jobs
-#: neither block the loop nor crowd out other triggers' threads.
-MAX_THREADS = 8
-_executor: ThreadPoolExecutor | None = None
-_executor_lock = threading.Lock()
+
+async def _close_hook(hook: CortexFineTuneHook) -> None:
+    await off_loop(hook.close)
 
 
-def _blocking_executor() -> ThreadPoolExecutor:
-    global _executor
-    with _executor_lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=MAX_THREADS, thread_name_prefix="cortex-trigger")
-        return _executor
-
-
-async def _off_loop(function: Callable[..., T], *args: Any) -> T:
-    return await asyncio.get_running_loop().run_in_executor(_blocking_executor(), function, *args)
-
-
-_imported: dict[str, ModuleType] = {}
-
-
-async def _import(name: str) -> ModuleType:
-    """``name``'s module: imported off the loop the first time (a first import runs the module's
-    code, and loading the connector takes a third of a second), then from memory. A thousand
-    triggers that start together (a triggerer restart) would otherwise queue a thousand
-    thread-pool calls, and their answers, in one turn of the loop."""
-    module = _imported.get(name)
-    if module is None:
-        module = _imported[name] = await _off_loop(importlib.import_module, name)
-    return module
-
-
-class _SharedHooks:
-    """One logged-in hook per set of connection settings, shared by all triggers using them.
-
-    A triggerer waiting for 500 jobs on one connection then holds one Snowflake session, not
-    500, and logs in once. The session is closed when the last trigger using it ends.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._hooks: dict[tuple[str | None, ...], tuple[CortexFineTuneHook, int]] = {}
-
-    def acquire(
-        self, key: tuple[str | None, ...], make: Callable[[], CortexFineTuneHook]
-    ) -> CortexFineTuneHook:
-        with self._lock:
-            hook, users = self._hooks.get(key) or (make(), 0)
-            self._hooks[key] = (hook, users + 1)
-            return hook
-
-    def release(self, key: tuple[str | None, ...]) -> CortexFineTuneHook | None:
-        """Drop one use; returns the hook to close if that was the last one."""
-        with self._lock:
-            hook, users = self._hooks[key]
-            if users > 1:
-                self._hooks[key] = (hook, users - 1)
-                return None
-            del self._hooks[key]
-            return hook
-
-
-_shared_hooks = _SharedHooks()
-
-
-class _SharedSqlApi:
-    """One async SQL API client (one HTTP session, one JWT) per connection, in the event loop.
-
-    Creating one reads the connection (blocking: off the loop); the last trigger using a client
-    closes its session. Everything else happens on the loop, without threads.
-    """
-
-    def __init__(self) -> None:
-        self._clients: dict[tuple[str | None, ...], tuple[AsyncSqlApiClient, int]] = {}
-        self._lock = asyncio.Lock()
-
-    async def acquire(
-        self, key: tuple[str | None, ...], make: Callable[[], AsyncSqlApiClient]
-    ) -> AsyncSqlApiClient:
-        async with self._lock:
-            found = self._clients.get(key)
-            client, users = found if found is not None else (await _off_loop(make), 0)
-            self._clients[key] = (client, users + 1)
-            return client
-
-    async def release(self, key: tuple[str | None, ...]) -> None:
-        async with self._lock:
-            client, users = self._clients[key]
-            if users > 1:
-                self._clients[key] = (client, users - 1)
-                return
-            del self._clients[key]
-        await client.close()
-
-
-_shared_sql_api: dict[int, _SharedSqlApi] = {}
-"""Per event loop (an asyncio lock and HTTP sessions belong to one loop)."""
-
-
-def _sql_api_clients() -> _SharedSqlApi:
-    return _shared_sql_api.setdefault(id(asyncio.get_running_loop()), _SharedSqlApi())
+async def _close_client(client: AsyncSqlApiClient) -> None:
+    await client.close()
 
 
 class CortexFineTuneTrigger(BaseTrigger):
@@ -155,6 +50,11 @@ class CortexFineTuneTrigger(BaseTrigger):
     results; triggers with the same connection settings share one session.
     A network error is retried with backoff up to ``retry_policy["max_attempts"]`` times in a
     row; any other error (e.g. the job is unknown) ends the wait at once with a failure event.
+
+    Everything it needs travels in :meth:`serialize`, and its deadline is absolute, so a trigger
+    that moves to another triggerer (a restart, or its triggerer stopped heartbeating) carries on
+    there where it was: same job, same deadline, no CANCEL (Airflow calls :meth:`on_kill` only on
+    a user's action).
 
     :param job_id: The job to wait for.
     :param snowflake_conn_id: The ``snowflake`` connection; it is read in the triggerer.
@@ -196,12 +96,9 @@ class CortexFineTuneTrigger(BaseTrigger):
         super().__init__()  # type: ignore[no-untyped-call]
         self.job_id = job_id
         self.snowflake_conn_id = snowflake_conn_id
+        self.warehouse, self.database, self.schema, self.role = warehouse, database, schema, role
         self.poll_interval = poll_interval
         self.deadline = deadline
-        self.warehouse = warehouse
-        self.database = database
-        self.schema = schema
-        self.role = role
         self.cancel_on_kill = cancel_on_kill
         self.retry_policy = RetryPolicy(**(retry_policy or {}))
         self.allow_unknown_base_model = allow_unknown_base_model
@@ -230,73 +127,11 @@ class CortexFineTuneTrigger(BaseTrigger):
             },
         )
 
-    # --- the hook ---------------------------------------------------------------------------
-
-    @property
-    def _hook_key(self) -> tuple[str | None, ...]:
-        return tuple(connection_settings(self).values())
-
-    def _make_hook(self, keep_connection: bool) -> CortexFineTuneHook:
-        return build_hook(
-            connection_settings(self),
-            allow_unknown_base_model=self.allow_unknown_base_model,
-            keep_connection=keep_connection,
-        )
-
-    async def _acquire_hook(self) -> CortexFineTuneHook:
-        # The first import of the hook pulls in the Snowflake connector (~0.3 s); do it off the
-        # loop so the first Cortex trigger on a triggerer does not stall the others.
-        await _import("airflow_cortex.hooks.finetune")
-        return _shared_hooks.acquire(self._hook_key, lambda: self._make_hook(keep_connection=True))
-
-    async def _release_hook(self) -> None:
-        last = _shared_hooks.release(self._hook_key)
-        if last is not None:
-            await _off_loop(last.close)
-
     # --- waiting ----------------------------------------------------------------------------
-
-    # --- the SQL API: natively async ----------------------------------------------------------
-
-    def _make_sql_api_client(self) -> AsyncSqlApiClient:
-        """Read the connection (blocking) and build its client: no connector is imported."""
-        from airflow.providers.common.compat.sdk import BaseHook
-
-        from airflow_cortex.sqlapi.aio import AsyncSqlApiClient
-        from airflow_cortex.sqlapi.credentials import from_connection
-
-        settings = connection_settings(self)
-        overrides = {key: settings.get(key) for key in ("warehouse", "database", "schema", "role")}
-        connection = BaseHook.get_connection(self.snowflake_conn_id)
-        return AsyncSqlApiClient(from_connection(connection, overrides))
-
-    async def _wait_sql_api(self) -> dict[str, Any]:
-        waiter = Waiter(self.job_id, self.poll_interval, self.deadline, self.log, self.retry_policy)
-        # Every step here is awaited on the loop, with no thread pool to queue them, and a
-        # triggerer starts the triggers it picks up (after a restart: all of them) in one turn of
-        # the loop: a thousand triggers setting up and polling there would hold it for tens of
-        # milliseconds. Each starts at a random point of its first interval instead, before
-        # anything else; the job was just created or was seen running before.
-        await asyncio.sleep(waiter.first_delay())
-        # Imported off the loop, like the hook: the first trigger must not stall the others.
-        jobs = await _import("airflow_cortex.sqlapi.jobs")
-        clients = _sql_api_clients()
-        client = await clients.acquire(self._hook_key, self._make_sql_api_client)
-        try:
-            while True:
-                try:
-                    step = waiter.observed(await jobs.describe(client, self.job_id, self.log))
-                except CortexFineTuneError as error:
-                    step = waiter.failed(error)
-                if step.event is not None:
-                    return step.event
-                await asyncio.sleep(step.sleep)
-        finally:
-            await asyncio.shield(clients.release(self._hook_key))
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         try:
-            event = await self._wait_on_transport()
+            event = await self._wait()
         except asyncio.CancelledError:
             if self.cancel_on_kill and not TRIGGERER_CALLS_ON_KILL:
                 # Before Airflow 3.3 the triggerer only cancels this coroutine, on a user's kill
@@ -313,6 +148,36 @@ class CortexFineTuneTrigger(BaseTrigger):
             raise
         yield self._task_end(event) or TriggerEvent(event)  # type: ignore[no-untyped-call]
 
+    async def _wait(self) -> dict[str, Any]:
+        """Set up this trigger's share of a client for the transport, then wait with it.
+
+        The client is given back even when the trigger is cancelled (a triggerer shutting down, a
+        user's kill): shielded, so the last trigger out closes it.
+        """
+        waiter = Waiter(self.job_id, self.poll_interval, self.deadline, self.log, self.retry_policy)
+        poll: Callable[[], Awaitable[FineTuneJob]]
+        if self.transport == "sql_api":
+            # Every step is awaited on the loop, with no thread pool to queue them, and a
+            # triggerer starts the triggers it picks up (after a restart: all of them) in one turn
+            # of the loop: a thousand setting up and polling there would hold it for tens of
+            # milliseconds. Each starts at a random point of its first interval instead, before
+            # anything else; the job was just created or was seen running before.
+            await asyncio.sleep(waiter.first_delay())
+            run = await imported("airflow_cortex.hooks.sqlapi.run")
+            pool = shared_clients("sql_api", _close_client)
+            client = await pool.acquire(session_key(self), self._sql_api_client)
+            poll = partial(run.describe_async, client, self.job_id, self.log)
+        else:
+            # The first import of the hook pulls in the Snowflake connector (~0.3 s).
+            await imported("airflow_cortex.hooks.finetune")
+            pool = shared_clients("connector", _close_hook)
+            hook = await pool.acquire(session_key(self), partial(self._hook, keep_connection=True))
+            poll = partial(off_loop, hook.describe_finetune_job, self.job_id)
+        try:
+            return await wait_async(waiter, poll)
+        finally:
+            await asyncio.shield(pool.release(session_key(self)))
+
     def _task_end(self, event: dict[str, Any]) -> TriggerEvent | None:
         """With ``end_from_trigger``, the event that ends a task whose job succeeded, carrying what
         its resumed worker would have pushed (``model``, ``result``, ``return_value``, the link to
@@ -325,7 +190,7 @@ class CortexFineTuneTrigger(BaseTrigger):
             return None
         from airflow.triggers.base import TaskSuccessEvent
 
-        from airflow_cortex.links import CortexSnowsightLink, placed_model_url
+        from airflow_cortex.links.snowsight import CortexSnowsightLink, placed_model_url
 
         job = job_from_event(event)
         log_success(job, self.log)
@@ -337,27 +202,28 @@ class CortexFineTuneTrigger(BaseTrigger):
         self.log.info("Job %s succeeded: ending the task from the triggerer (end_from_trigger)", job.id)
         return TaskSuccessEvent(xcoms=xcoms)  # type: ignore[no-untyped-call,unused-ignore]
 
-    async def _wait_on_transport(self) -> dict[str, Any]:
-        if self.transport == "sql_api":
-            return await self._wait_sql_api()
-        hook = await self._acquire_hook()
-        try:
-            return await self._wait(hook)
-        finally:
-            # Shielded: a cancelled trigger (triggerer shutdown, user kill) still gives back
-            # its share of the session, and the last one out logs out.
-            await asyncio.shield(self._release_hook())
+    # --- clients (blocking: built off the loop) ---------------------------------------------
 
-    async def _wait(self, hook: CortexFineTuneHook) -> dict[str, Any]:
-        waiter = Waiter(self.job_id, self.poll_interval, self.deadline, self.log, self.retry_policy)
-        while True:
-            try:
-                step = waiter.observed(await _off_loop(hook.describe_finetune_job, self.job_id))
-            except CortexFineTuneError as error:
-                step = waiter.failed(error)
-            if step.event is not None:
-                return step.event
-            await asyncio.sleep(step.sleep)
+    def _hook(self, keep_connection: bool) -> CortexFineTuneHook:
+        from airflow_cortex.hooks.finetune import hook_for
+
+        return hook_for(
+            self, allow_unknown_base_model=self.allow_unknown_base_model, keep_connection=keep_connection
+        )
+
+    def _credentials(self) -> ConnectionCredentials:
+        """The connection's SQL API credentials, read without the connector."""
+        from airflow.providers.common.compat.sdk import BaseHook
+
+        from airflow_cortex.hooks.sqlapi.credentials import from_connection
+
+        connection = BaseHook.get_connection(self.snowflake_conn_id)
+        return from_connection(connection, overrides(connection_settings(self)))
+
+    def _sql_api_client(self) -> AsyncSqlApiClient:
+        from airflow_cortex.hooks.sqlapi.aio import AsyncSqlApiClient
+
+        return AsyncSqlApiClient(self._credentials())
 
     # --- a user killed the task -------------------------------------------------------------
 
@@ -372,23 +238,27 @@ class CortexFineTuneTrigger(BaseTrigger):
         if not self.cancel_on_kill:
             self.log.info("Task killed; job %s is left running (cancel_on_kill is off)", self.job_id)
             return
-        verdict = trigger_kill_verdict(self.job_id, await _off_loop(self._task_instance_state))
+        verdict = trigger_kill_verdict(self.job_id, await off_loop(self._task_instance_state))
         self.log.info(
             "Task killed (try %s): %s", getattr(self.task_instance, "try_number", "?"), verdict.reason
         )
-        if not verdict.cancel:
-            return
-        if self.transport == "sql_api":
-            from airflow_cortex.sqlapi import jobs
+        if verdict.cancel:
+            self.log.info("Task killed: %s", await off_loop(self._cancel))
 
-            client = await _off_loop(self._make_sql_api_client)
-            try:
-                self.log.info("Task killed: %s", await jobs.cancel_if_running(client, self.job_id, self.log))
-            finally:
-                await client.close()
-            return
-        hook = await _off_loop(self._make_hook, False)
-        self.log.info("Task killed: %s", await _off_loop(hook.cancel_if_running, self.job_id))
+    def _cancel(self) -> str:
+        """The one cancel path (:func:`airflow_cortex.hooks.jobs.cancel_if_running`), blocking, on
+        a session of its own; over the SQL API still without the connector."""
+        if self.transport != "sql_api":
+            return self._hook(keep_connection=False).cancel_if_running(self.job_id)
+        from airflow_cortex.hooks.jobs import cancel_if_running
+        from airflow_cortex.hooks.sqlapi.credentials import blocking_client
+        from airflow_cortex.hooks.sqlapi.run import single_runner
+
+        client = blocking_client(self._credentials())
+        try:
+            return cancel_if_running(single_runner(client, self.log), self.job_id)
+        finally:
+            client.close()
 
     def _task_instance_state(self) -> str | None:
         """The deferred task instance's state now (blocking: run it off the loop)."""

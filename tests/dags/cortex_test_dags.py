@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from airflow.providers.common.compat.sdk import DAG, task
 
-from airflow_cortex.jobcontrol.waiting import RetryPolicy
+from airflow_cortex.jobcontrol.waiter import RetryPolicy
 from airflow_cortex.operators.finetune import CortexFineTuneOperator
 from airflow_cortex.sensors.finetune import CortexFineTuneSensor
 

@@ -1,1 +1,0 @@
-"""Snowflake's SQL API, spoken without the connector (see :mod:`.client`)."""
