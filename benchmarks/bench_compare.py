@@ -1,7 +1,7 @@
 """This provider's operator against the Snowflake provider's operators, on one emulator, one run.
 
 Every row sends the same ``SNOWFLAKE.CORTEX.FINETUNE('CREATE', ...)`` statement (built by
-``airflow_cortex.statements``) through real Airflow (``airflow dags test`` in a subprocess, a
+``airflow_cortex.sql.statements``) through real Airflow (``airflow dags test`` in a subprocess, a
 private metadata database) to one emulator process, with the same connection (a programmatic
 access token, which both the connector and the SQL API accept):
 

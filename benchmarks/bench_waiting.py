@@ -198,11 +198,11 @@ async def _first_sql_api_poll(job_id: str) -> None:
     from airflow_cortex.triggers.finetune import CortexFineTuneTrigger
 
     loop = asyncio.get_running_loop()
-    jobs = await loop.run_in_executor(None, importlib.import_module, "airflow_cortex.sqlapi.jobs")
+    run = await loop.run_in_executor(None, importlib.import_module, "airflow_cortex.hooks.sqlapi.run")
     trigger = CortexFineTuneTrigger(job_id=job_id, snowflake_conn_id="cortex_bench", transport="sql_api")
-    client = await loop.run_in_executor(None, trigger._make_sql_api_client)
+    client = await loop.run_in_executor(None, trigger._sql_api_client)
     try:
-        await jobs.describe(client, job_id, trigger.log)
+        await run.describe_async(client, job_id, trigger.log)
     finally:
         await client.close()
 

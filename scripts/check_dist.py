@@ -20,7 +20,7 @@ ENTRY_POINTS = {
     "apache_airflow_provider": {"provider_info": "airflow_cortex.provider_info:get_provider_info"},
     "pytest11": {"airflow_cortex": "airflow_cortex.testing.pytest_plugin"},
     "console_scripts": {
-        "cortex-emulator": "airflow_cortex.testing.cli:main",
+        "cortex-emulator": "airflow_cortex.emulator.cli:main",
         "cortex-jobs": "airflow_cortex.cli.jobs:main",
     },
 }

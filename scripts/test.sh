@@ -12,7 +12,7 @@
 #                                on another supported Airflow, in its own venv from its pinned set
 #                                (constraints/airflow-3.1.txt); more arguments go to pytest
 #   ./scripts/test.sh --matrix       the same on every other supported Airflow, one after another
-#   ./scripts/test.sh tests/test_hook.py -k describe     any other arguments go to pytest as they are
+#   ./scripts/test.sh tests/integration/test_hook.py -k describe     any other arguments go to pytest as they are
 #
 # CORTEX_TEST_WORKERS sets how many test processes run side by side (default 4: the tests mostly
 # wait on the emulator's clock, so four keep two cores busy; 0 runs them in this process).

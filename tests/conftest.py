@@ -165,3 +165,13 @@ def acting_once(ready: Callable[[], Any], act: Callable[[Any], object]) -> Itera
     finally:
         over.set()
         watcher.join()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The tiers follow the folders: everything in ``tests/system/`` is slow (the default run
+    skips it, CI runs it); ``unit/``, ``integration/`` and ``conformance/`` are the fast tier,
+    where a single long test carries the ``slow`` marker itself."""
+    system = Path(__file__).parent / "system"
+    for item in items:
+        if Path(str(item.fspath)).is_relative_to(system):
+            item.add_marker(pytest.mark.slow)

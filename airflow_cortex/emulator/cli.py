@@ -32,6 +32,9 @@ MISSING_EXTRA = (
 )
 
 
+DATASET_ARGUMENT = "snow://dataset/NAME/versions/V=QUERY"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cortex-emulator",
@@ -60,65 +63,58 @@ def build_parser() -> argparse.ArgumentParser:
         "operators reach it (prints the REQUESTS_CA_BUNDLE to export)",
     )
     seeding = parser.add_argument_group("seeding (run in order, in --database/--schema, before serving)")
-    seeding.add_argument(
-        "--load-csv",
-        action="append",
-        default=[],
-        metavar="TABLE=FILE.csv",
-        type=_table_and_file,
-        help="create TABLE from a CSV file with a header row (repeatable)",
-    )
-    seeding.add_argument(
-        "--sql-file",
-        action="append",
-        default=[],
-        metavar="FILE.sql",
-        type=Path,
-        help="run each ;-separated statement of a Snowflake SQL file (repeatable)",
-    )
-    seeding.add_argument(
-        "--dataset",
-        action="append",
-        default=[],
-        metavar="snow://dataset/NAME/versions/V=QUERY",
-        type=_split_at_equals("snow://dataset/NAME/versions/V=QUERY"),
-        help="snapshot QUERY's prompt/completion rows as a Snowflake ML Dataset version, after the "
-        "tables are loaded (repeatable)",
-    )
-    seeding.add_argument(
-        "--stage-file",
-        action="append",
-        default=[],
-        metavar="@STAGE/PATH=FILE.jsonl",
-        type=_split_at_equals("@STAGE/PATH=FILE.jsonl"),
-        help="put a local JSON Lines file at a stage path jobs can train from (repeatable)",
-    )
     credentials = parser.add_argument_group("SQL API credentials (every SQL API request must carry one)")
-    credentials.add_argument(
-        "--sql-api-token",
-        action="append",
-        default=[],
-        metavar="USER=TOKEN",
-        type=_split_at_equals("USER=TOKEN"),
-        help="accept TOKEN as USER's programmatic access token (repeatable)",
-    )
-    credentials.add_argument(
-        "--sql-api-public-key",
-        action="append",
-        default=[],
-        metavar="USER=KEY.pem",
-        type=_split_at_equals("USER=KEY.pem"),
-        help="accept key-pair JWTs of USER signed by the key whose public half is in KEY.pem (repeatable)",
-    )
-    parser.add_argument(
-        "--outcome",
-        action="append",
-        default=[],
-        metavar="STATUS[:AFTER[:CODE[:MESSAGE]]]",
-        type=_outcome,
-        help="how the next job ends regardless of its data: ERROR, CANCELLED or STUCK, AFTER seconds "
-        "into training (repeatable: one per job, in order; e.g. ERROR:5:INTERNAL_ERROR:boom)",
-    )
+    repeatable: list[tuple[argparse._ActionsContainer, str, str, Callable[[str], object], str]] = [
+        (
+            seeding,
+            "--load-csv",
+            "TABLE=FILE.csv",
+            _table_and_file,
+            "create TABLE from a CSV file with a header row",
+        ),
+        (seeding, "--sql-file", "FILE.sql", Path, "run each ;-separated statement of a Snowflake SQL file"),
+        (
+            seeding,
+            "--dataset",
+            DATASET_ARGUMENT,
+            _split_at_equals(DATASET_ARGUMENT),
+            "snapshot QUERY's prompt/completion rows as a Snowflake ML Dataset version, after the tables "
+            "are loaded",
+        ),
+        (
+            seeding,
+            "--stage-file",
+            "@STAGE/PATH=FILE.jsonl",
+            _split_at_equals("@STAGE/PATH=FILE.jsonl"),
+            "put a local JSON Lines file at a stage path jobs can train from",
+        ),
+        (
+            credentials,
+            "--sql-api-token",
+            "USER=TOKEN",
+            _split_at_equals("USER=TOKEN"),
+            "accept TOKEN as USER's programmatic access token",
+        ),
+        (
+            credentials,
+            "--sql-api-public-key",
+            "USER=KEY.pem",
+            _split_at_equals("USER=KEY.pem"),
+            "accept key-pair JWTs of USER signed by the key whose public half is in KEY.pem",
+        ),
+        (
+            parser,
+            "--outcome",
+            "STATUS[:AFTER[:CODE[:MESSAGE]]]",
+            _outcome,
+            "how the next job ends regardless of its data: ERROR, CANCELLED or STUCK, AFTER seconds into "
+            "training (one per job, in order; e.g. ERROR:5:INTERNAL_ERROR:boom)",
+        ),
+    ]
+    for group, flag, metavar, parse, help_text in repeatable:
+        group.add_argument(
+            flag, action="append", default=[], metavar=metavar, type=parse, help=f"{help_text} (repeatable)"
+        )
     return parser
 
 

@@ -14,13 +14,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from types import TracebackType
+from airflow_cortex.emulator.service import Service
 
 
-class EmulatorProcess:
+class EmulatorProcess(Service):
     """``with EmulatorProcess("--database", "ML") as emulator: env[...] = emulator.connection``.
 
     :param options: Command-line options of ``cortex-emulator`` (``--connection-file`` is set here).
@@ -90,11 +88,3 @@ class EmulatorProcess:
             self._process = None
             self.output = self.log_file.read_text(errors="replace")
         return self.output
-
-    def __enter__(self) -> EmulatorProcess:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

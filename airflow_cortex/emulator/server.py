@@ -15,7 +15,6 @@ fakesnow's server keeps its sessions in module state.
 from __future__ import annotations
 
 import atexit
-import json
 import logging
 import re
 import shutil
@@ -31,6 +30,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from airflow_cortex.emulator import control, sql_api
+from airflow_cortex.emulator.airflow_connections import AirflowConnections
 from airflow_cortex.emulator.catalog import (
     CortexFakeSnow,
     SnowflakeVariablesCursor,
@@ -42,14 +42,13 @@ from airflow_cortex.emulator.engine import CortexEngine
 from airflow_cortex.emulator.identifiers import InvalidName
 from airflow_cortex.emulator.lexer import split_script
 from airflow_cortex.emulator.network import ConnectionDropped, Faults, NetworkEdge
+from airflow_cortex.emulator.service import Service
 from airflow_cortex.emulator.sources import data_reference, is_query, parse_dataset_version, parse_stage_path
 from airflow_cortex.emulator.sql_api_auth import SqlApiAuth
 from airflow_cortex.emulator.tls import Certificate
 from airflow_cortex.emulator.tls import generate as generate_certificate
 
 if TYPE_CHECKING:
-    from types import TracebackType
-
     from airflow_cortex.emulator.jobs import Clock
 
 # fakesnow makes its local stage directory when imported and never removes it: one empty
@@ -60,7 +59,7 @@ atexit.register(shutil.rmtree, fakesnow_stage.LOCAL_BUCKET_PATH, ignore_errors=T
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,254}")
 
 
-class CortexEmulator:
+class CortexEmulator(AirflowConnections, Service):
     """A running local Cortex: start it, point a ``snowflake`` connection at it, run DAGs.
 
     >>> with CortexEmulator(pending_seconds=0.5, training_seconds=2) as emulator:
@@ -228,14 +227,6 @@ class CortexEmulator:
     def url(self) -> str:
         return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
-    def __enter__(self) -> CortexEmulator:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
-
     # --- SQL plumbing -----------------------------------------------------------------------
 
     def load_pending_jobs(self) -> None:
@@ -378,40 +369,6 @@ class CortexEmulator:
         for statement in statements:
             self.execute(statement, database, schema)
         return len(statements)
-
-    def connection_extra(self, database: str | None = None, warehouse: str = "EMULATOR_WH") -> dict[str, Any]:
-        """The ``extra`` of a ``snowflake`` Airflow connection that points here."""
-        if self.port is None:
-            raise RuntimeError("The emulator is not running")
-        extra: dict[str, Any] = {
-            "account": "cortexemulator",
-            "host": self.host,
-            "port": self.port,
-            "protocol": "https" if self.tls else "http",
-            "warehouse": warehouse,
-            "session_parameters": {"CLIENT_OUT_OF_BAND_TELEMETRY_ENABLED": False},
-        }
-        if self.tls:
-            # A certificate made a second ago has no revocation responder to ask.
-            extra["insecure_mode"] = True
-        if database:
-            extra["database"] = database
-        return extra
-
-    def airflow_connection(self, database: str | None = None, schema: str | None = None) -> dict[str, Any]:
-        """A connection in Airflow's JSON form, e.g. for ``AIRFLOW_CONN_<ID>``."""
-        connection: dict[str, Any] = {
-            "conn_type": "snowflake",
-            "login": "emulator",
-            "password": "emulator",
-            "extra": self.connection_extra(database=database),
-        }
-        if schema:
-            connection["schema"] = schema
-        return connection
-
-    def airflow_connection_json(self, database: str | None = None, schema: str | None = None) -> str:
-        return json.dumps(self.airflow_connection(database=database, schema=schema))
 
 
 def _hide_injected_drops(record: logging.LogRecord) -> bool:

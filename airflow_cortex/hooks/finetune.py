@@ -286,20 +286,15 @@ class CortexFineTuneHook(SnowflakeHook):
         Raises :class:`~airflow_cortex.exceptions.CortexValidationError` before connecting if any
         argument breaks a FINETUNE rule.
         """
-        return self.submit_finetune_request(
-            self.build_request(
-                model_name=model_name,
-                base_model=base_model,
-                training_data_query=training_data_query,
-                validation_data_query=validation_data_query,
-                options=options,
-                max_epochs=max_epochs,
-            )
+        request = self.build_request(
+            model_name, base_model, training_data_query, validation_data_query, options, max_epochs
         )
+        return self.submit_finetune_request(request)
 
-    def build_request(self, **arguments: Any) -> FineTuneRequest:
+    def build_request(self, *arguments: Any, **named: Any) -> FineTuneRequest:
         """Validate CREATE arguments (no I/O) with this hook's base-model policy."""
-        return build_finetune_request(allow_unknown_base_model=self.allow_unknown_base_model, **arguments)
+        policy = self.allow_unknown_base_model
+        return build_finetune_request(*arguments, allow_unknown_base_model=policy, **named)
 
     def submit_finetune_request(self, request: FineTuneRequest) -> str:
         """Send one validated CREATE; returns Snowflake's job id."""

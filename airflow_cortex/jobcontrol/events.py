@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     import logging
 
 # Trigger event kinds.
+#: The XCom that names a try's job as soon as it exists.
+JOB_ID_XCOM: Final = "job_id"
+
 FINISHED: Final = "finished"
 TIMEOUT: Final = "timeout"
 FAILURE: Final = "failure"
@@ -117,3 +120,13 @@ def report_success(job: FineTuneJob, ti: Any, log: logging.Logger | Any) -> dict
         ti.xcom_push(key=key, value=value)
     result: dict[str, Any] = xcoms["result"]
     return result
+
+
+def pushed_job_id(context: Any, event: object) -> str:
+    """The job a try named in XCom before it deferred, for a resumption without a job event
+    (``dag.test()`` resumes a task its trigger already ended)."""
+    ti = context["ti"]
+    job_id = ti.xcom_pull(task_ids=ti.task_id, key=JOB_ID_XCOM, map_indexes=ti.map_index)
+    if not job_id:
+        raise CortexFineTuneError(f"Resumed with {event!r}, but this try pushed no job id")
+    return str(job_id)

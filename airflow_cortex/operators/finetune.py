@@ -16,9 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, ResumableJobMixin, conf
 
-from airflow_cortex.exceptions import CortexFineTuneError, CortexRetrySafetyWarning, CortexValidationError
-from airflow_cortex.hooks.session import DEFAULT_CONN_ID
-from airflow_cortex.jobcontrol.events import job_from_event, report_success, require_success
+from airflow_cortex.exceptions import CortexFineTuneError, CortexRetrySafetyWarning
+from airflow_cortex.hooks.session import DEFAULT_CONN_ID, SESSION_OVERRIDES
+from airflow_cortex.jobcontrol.events import (
+    JOB_ID_XCOM,
+    job_from_event,
+    pushed_job_id,
+    report_success,
+    require_success,
+)
 from airflow_cortex.jobcontrol.reattach import ExistingJobPolicy, validate_policy
 from airflow_cortex.jobcontrol.records import JOB_ID_KEY, TaskRecords
 from airflow_cortex.jobcontrol.waiter import (
@@ -36,7 +42,7 @@ from airflow_cortex.operators.earlier_tries import (
     recorded_job,
     unrecorded_job,
 )
-from airflow_cortex.operators.parse_checks import check_untemplated
+from airflow_cortex.operators.parse_checks import CREATE_ARGUMENTS, check_untemplated, task_arguments
 from airflow_cortex.operators.reporting import ModelReporting
 from airflow_cortex.operators.submission import create_job, start_data_checks
 from airflow_cortex.preflight.settings import PreflightChecks, resolve_checks
@@ -56,9 +62,6 @@ if TYPE_CHECKING:
     from airflow_cortex.sql.results import FineTuneJob
 
 __all__ = ["DEFAULT_CONN_ID", "CortexFineTuneOperator"]
-
-#: The XCom that names this try's job as soon as it exists.
-JOB_ID_XCOM = "job_id"
 
 
 class CortexFineTuneOperator(ModelReporting, CortexTaskMixin, ResumableJobMixin, BaseOperator):
@@ -135,19 +138,7 @@ class CortexFineTuneOperator(ModelReporting, CortexTaskMixin, ResumableJobMixin,
         (``"auto"`` if unset: the SQL API when the credential allows it).
     """
 
-    template_fields: Sequence[str] = (
-        "model_name",
-        "base_model",
-        "training_data_query",
-        "validation_data_query",
-        "options",
-        "max_epochs",
-        "max_trained_tokens",
-        "warehouse",
-        "database",
-        "schema",
-        "role",
-    )
+    template_fields: Sequence[str] = (*CREATE_ARGUMENTS, *SESSION_OVERRIDES)
     template_ext: Sequence[str] = (".sql",)
     template_fields_renderers = {
         "training_data_query": "sql",
@@ -163,11 +154,11 @@ class CortexFineTuneOperator(ModelReporting, CortexTaskMixin, ResumableJobMixin,
         *,
         model_name: str,
         base_model: str,
+        allow_unknown_base_model: bool = False,
         training_data_query: str,
         validation_data_query: str | None = None,
         options: Mapping[str, Any] | str | None = None,
         max_epochs: int | str | None = None,
-        allow_unknown_base_model: bool = False,
         wait_for_completion: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         poll_interval: float = DEFAULT_POLL_INTERVAL,
@@ -188,17 +179,7 @@ class CortexFineTuneOperator(ModelReporting, CortexTaskMixin, ResumableJobMixin,
         **kwargs: Any,
     ) -> None:
         policy = validate_policy(existing_job_policy)
-        if policy == "always_create" and HAS_TASK_STATE_STORE:
-            kwargs["durable"] = False  # below 3.3 nothing is durable, and the mixin warns if told
-        if model_asset is not None:
-            if not wait_for_completion:
-                raise CortexValidationError(
-                    "model_asset",
-                    "needs wait_for_completion=True: the event announces a finished model, and without "
-                    "waiting the task ends while the job still trains",
-                )
-            kwargs["outlets"] = [*(kwargs.get("outlets") or []), model_asset]
-        super().__init__(**kwargs)
+        super().__init__(**task_arguments(kwargs, policy, model_asset, wait_for_completion))
         if end_from_trigger:
             needs = "deferrable=True and wait_for_completion=True"
             check_end_from_trigger(deferrable and wait_for_completion, needs, self.outlets)
@@ -231,15 +212,7 @@ class CortexFineTuneOperator(ModelReporting, CortexTaskMixin, ResumableJobMixin,
         """The running try (see :mod:`.attempt`): made fresh when a try starts or resumes."""
 
     def _create_arguments(self) -> dict[str, Any]:
-        return {
-            "model_name": self.model_name,
-            "base_model": self.base_model,
-            "training_data_query": self.training_data_query,
-            "validation_data_query": self.validation_data_query,
-            "options": self.options,
-            "max_epochs": self.max_epochs,
-            "max_trained_tokens": self.max_trained_tokens,
-        }
+        return {name: getattr(self, name) for name in CREATE_ARGUMENTS}
 
     # --- one try ----------------------------------------------------------------------------
 
@@ -348,14 +321,8 @@ class CortexFineTuneOperator(ModelReporting, CortexTaskMixin, ResumableJobMixin,
         if (job is None or not job.is_finished) and self.deferrable:
             place = self._model_place()  # read now: the resumed try then needs no connection
             self._close_hook()  # the worker slot is given up; so is its session
-            trigger = self._trigger(
-                job_id,
-                self.poll_interval,
-                self._deadline(),
-                self.cancel_on_kill,
-                returns="job_id",
-                model_place=place,
-            )
+            waiting = (job_id, self.poll_interval, self._deadline(), self.cancel_on_kill)
+            trigger = self._trigger(*waiting, returns="job_id", model_place=place)
             self.defer(trigger=trigger, method_name="_resume", kwargs={"model_place": place})
         event = self._wait_here(job_id, job, self.poll_interval, self._deadline())
         self._finish(job_from_event(event), context)
@@ -376,14 +343,9 @@ class CortexFineTuneOperator(ModelReporting, CortexTaskMixin, ResumableJobMixin,
         Snowsight page will be (a subclass that overrides ``execute_complete`` keeps its signature)."""
         self._attempt = Attempt(context, model_place=model_place)
         if self.end_from_trigger and not isinstance(event, dict):
-            # Resumed although the trigger ended the task (see ``_conclude_ended``): the job is the
-            # one this try named in XCom before deferring.
-            ti = context["ti"]
-            job_id = ti.xcom_pull(task_ids=ti.task_id, key=JOB_ID_XCOM, map_indexes=ti.map_index)
-            if not job_id:
-                raise CortexFineTuneError(f"Resumed with {event!r}, but this try pushed no job id")
-            self._attempt.job_id = str(job_id)
-            return self._conclude_ended(str(job_id), event, lambda job: self._finish(job, context))
+            # Resumed although the trigger ended the task (see ``_conclude_ended``).
+            job_id = self._attempt.job_id = pushed_job_id(context, event)
+            return self._conclude_ended(job_id, event, lambda job: self._finish(job, context))
         return self.execute_complete(context, event)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> str:

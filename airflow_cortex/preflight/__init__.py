@@ -3,3 +3,7 @@
 
 Only ``settings`` is imported when a DAG file is parsed; the other two when a task runs.
 """
+
+from airflow_cortex.preflight.settings import PreflightChecks
+
+__all__ = ["PreflightChecks"]

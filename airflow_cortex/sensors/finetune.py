@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_cortex.exceptions import CortexTransientError, CortexValidationError
-from airflow_cortex.hooks.session import DEFAULT_CONN_ID
+from airflow_cortex.hooks.session import DEFAULT_CONN_ID, SESSION_OVERRIDES
 from airflow_cortex.jobcontrol.events import job_from_event, report_success, require_success
 from airflow_cortex.jobcontrol.records import TaskRecords
 from airflow_cortex.jobcontrol.waiter import DEFAULT_POLL_INTERVAL, RetryPolicy, Waiter, progress_message
@@ -46,7 +46,7 @@ class CortexFineTuneSensor(CortexTaskMixin, BaseSensorOperator):
         listeners (OpenLineage's completion event) only on a worker.
     """
 
-    template_fields: Sequence[str] = ("job_id", "warehouse", "database", "schema", "role")
+    template_fields: Sequence[str] = ("job_id", *SESSION_OVERRIDES)
     ui_color = "#29b5e8"
 
     def __init__(

@@ -48,13 +48,13 @@ class FineTuneRequest:
 
 
 def build_finetune_request(
-    *,
     model_name: object,
     base_model: object,
     training_data_query: object,
     validation_data_query: object = None,
     options: object = None,
     max_epochs: object = None,
+    *,
     allow_unknown_base_model: bool = False,
 ) -> FineTuneRequest:
     """Validate every CREATE argument; raise ``CortexValidationError`` at the first bad one."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any
 
@@ -140,20 +140,11 @@ class FineTuneJob:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable summary, fit for XCom."""
-        return {
-            "job_id": self.id,
-            "status": self.status,
-            "progress": self.progress,
-            "base_model": self.base_model,
-            "model": self.model,
-            "trained_tokens": self.trained_tokens,
-            "training_loss": self.training_loss,
-            "validation_loss": self.validation_loss,
-            "error_code": self.error_code,
-            "error_message": self.error_message,
-            "created_on": self.created_on.isoformat() if self.created_on else None,
-            "finished_on": self.finished_on.isoformat() if self.finished_on else None,
-        }
+        summary: dict[str, Any] = {"job_id": self.id}
+        for column in fields(self)[1:-1]:  # after the id, before the raw payload
+            value = getattr(self, column.name)
+            summary[column.name] = value.isoformat() if isinstance(value, datetime) else value
+        return summary
 
 
 @dataclass(frozen=True)

@@ -38,16 +38,18 @@ _INVISIBLE = re.compile(r"[\s\x00-\x1f\x7f]")
 
 @dataclass(frozen=True)
 class DataSource:
-    """One training or validation data argument; ``text`` is sent to FINETUNE unchanged."""
+    """One training or validation data argument, of one :data:`SourceKind`.
+
+    ``text`` is sent to FINETUNE unchanged; ``name`` is the Dataset's or the named stage's object
+    name (``None`` for a query, ``@~`` or ``@%t``), ``version`` the Dataset version, and ``path``
+    the path inside the stage (``""``: the whole stage).
+    """
 
     kind: SourceKind
     text: str
     name: ModelName | None = None
-    """The Dataset's or the named stage's object name (``None`` for a query, ``@~`` or ``@%t``)."""
     version: str | None = None
-    """The Dataset version."""
     path: str = ""
-    """The path inside the stage (``""``: the whole stage)."""
 
     @property
     def is_query(self) -> bool:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow, pytest.mark.serial]
 
-DAGS = Path(__file__).parent / "deployment_dags"
+DAGS = Path(__file__).parents[1] / "deployment_dags"
 WORKER, DEFERRED, DEFERRED_NO_RETRY, TRIGGER_END = (
     "cortex_deploy_worker_r2",
     "cortex_deploy_deferred_r2",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from conformance.published import CANCEL_PREFIX, CREATE, DESCRIBE, SHOW, STATUSES
 
 from airflow_cortex.exceptions import CortexFineTuneError, CortexJobFailedError, CortexValidationError
 from airflow_cortex.jobcontrol.events import require_success
@@ -24,6 +23,7 @@ from airflow_cortex.sql.request import build_finetune_request
 from airflow_cortex.sql.results import FineTuneJob, parse_show
 from airflow_cortex.sql.statements import create_statement
 from airflow_cortex.testing import ScriptedOutcome
+from conformance.published import CANCEL_PREFIX, CREATE, DESCRIBE, SHOW, STATUSES
 
 BASE = "https://app.snowflake.com/myorg/analytics"
 

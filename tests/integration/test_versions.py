@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
-from conftest import run_dag, task_states, xcom_value
+from conftest import acting_once, run_dag, task_states, xcom_value
 
 from airflow_cortex.jobcontrol.ownership import UNKNOWN
 from airflow_cortex.testing.execution_api import share_in_process_execution_api
@@ -83,10 +83,22 @@ def test_a_task_the_trigger_ends_gives_its_reader_the_model_for_one_job(
     assert f"concluding from job {job['id']}" in output.out + output.err
 
 
-@pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=0.5)
+@pytest.mark.cortex_emulator(pending_seconds=0.2, training_seconds=600)
 def test_a_sensor_the_trigger_ends_gives_its_reader_the_result(airflow_db, seeded, cortex_connection, capsys):
-    """The sensor's ``end_from_trigger``: its return value is the job's result, as when it resumes."""
-    run = run_dag("cortex_test_sensor_trigger_end")
+    """The sensor's ``end_from_trigger``: its return value is the job's result, as when it resumes.
+
+    The job trains until the trigger has polled it: a job that ended before the sensor deferred
+    would be concluded by the sensor itself (no trigger, nothing ended from it), and on a loaded
+    machine a short one did."""
+
+    def polled_by_the_trigger() -> str | None:
+        # The sensor's own check is the job's first DESCRIBE; the trigger's first poll, its second.
+        described = [call.arguments[0] for call in seeded.engine.calls if call.operation == "DESCRIBE"]
+        training = {job["id"] for job in seeded.engine.show() if job["status"] == "IN_PROGRESS"}
+        return next((job_id for job_id in training if described.count(job_id) >= 2), None)
+
+    with acting_once(polled_by_the_trigger, seeded.engine.finish):
+        run = run_dag("cortex_test_sensor_trigger_end")
     assert run.state == "success", task_states(run)
     (job,) = seeded.engine.show()
     assert xcom_value(run, "wait", key="model") == "CORTEX_TEST.PUBLIC.sensed_model"
