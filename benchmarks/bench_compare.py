@@ -130,12 +130,14 @@ DAG_FILE = textwrap.dedent(
 
 
     class TimedCortex(Timed, CortexFineTuneOperator):
-        def _resume_ended(self, context, event):
+        def _resume(self, context, event, model_place=None):
             """Only ``airflow dags test`` resumes a task its trigger ended (a deployment never
-            does: tests/test_deployment_processes.py); timed apart from the worker's share."""
+            does: tests/system/test_deployment_processes.py); timed apart from the worker's share."""
+            if isinstance(event, dict) or not self.end_from_trigger:
+                return super()._resume(context, event, model_place)
             started = time.perf_counter()
             try:
-                return super()._resume_ended(context, event)
+                return super()._resume(context, event, model_place)
             finally:
                 self._record(context, started, "dags_test_resume")
 
