@@ -2,10 +2,13 @@
 
 ``PostgresServer`` starts a private PostgreSQL cluster from Debian's ``postgresql`` package (as
 the ``postgres`` user when run as root), on a free port, and removes it afterwards.
-``Deployment`` runs the API server (with the task execution API), the scheduler with the
-LocalExecutor, the DAG processor and the triggerer as four processes, each with its own pid and
-log, so a test can kill -9 one of them and start it again as an operator would. It talks to
-Airflow through its public REST API and reads the metadata database with plain SQL.
+``RedisServer`` starts Debian's ``redis-server`` on a free port, as the Celery broker.
+``Deployment`` runs Airflow's components as processes, each with its own pid, process group and
+log, so a test can kill -9 one of them and start it again as an operator would: by default the
+API server (with the task execution API), the scheduler with the LocalExecutor, the DAG
+processor and the triggerer; or any set of named components (two schedulers, two triggerers,
+Celery workers) with the settings of another executor. It talks to Airflow through its public
+REST API and reads the metadata database with plain SQL.
 """
 
 from __future__ import annotations
@@ -27,8 +30,17 @@ from pathlib import Path
 from typing import Any
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
+#: What each component runs: ``airflow <arguments>`` (the API server also gets its port).
+DEFAULT_COMPONENTS: dict[str, tuple[str, ...]] = {name: (name,) for name in COMPONENTS}
 #: Lines for the end of the test session's output (what a deployment test measured).
 SUMMARY: list[str] = []
+
+
+def component_hostname() -> str:
+    """Airflow's ``[core] hostname_callable`` for a deployment on one machine: each component
+    reports its own name (``CORTEX_COMPONENT``), so the ``job`` table says which scheduler or
+    triggerer a row is and a task instance's ``hostname`` which Celery worker ran it."""
+    return os.environ.get("CORTEX_COMPONENT") or socket.getfqdn()
 
 
 def free_port() -> int:
@@ -139,10 +151,72 @@ class PostgresServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-class Deployment:
-    """Airflow's four components as separate processes sharing one metadata database."""
+class RedisServer:
+    """A throw-away Redis on 127.0.0.1 with nothing persisted; ``url`` is a Celery broker URL."""
 
-    def __init__(self, home: Path, dags_folder: Path, database_url: str, extra_env: dict[str, str]) -> None:
+    def __init__(self) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="cortex-redis-"))
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process: subprocess.Popen | None = None
+
+    @staticmethod
+    def unavailable_reason() -> str | None:
+        if not shutil.which("redis-server"):
+            return "redis-server is not installed (Debian package 'redis-server')"
+        return None
+
+    def start(self) -> RedisServer:
+        with (self.root / "redis.log").open("wb") as log:
+            self._process = subprocess.Popen(
+                [
+                    "redis-server",
+                    *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.root)),
+                    *("--save", "", "--appendonly", "no"),
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        wait_for(self._answers, 30, f"redis-server on port {self.port}", self.log)
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+                sock.sendall(b"PING\r\n")
+                return sock.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def log(self) -> str:
+        path = self.root / "redis.log"
+        return path.read_text(errors="replace")[-2000:] if path.exists() else ""
+
+    def stop(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=30)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Deployment:
+    """Airflow's components as separate processes sharing one metadata database.
+
+    ``components`` names each process and says what it runs (``DEFAULT_COMPONENTS``: the four
+    of a LocalExecutor deployment); ``settings`` are Airflow settings that replace this class's
+    (another executor, its broker).
+    """
+
+    def __init__(
+        self,
+        home: Path,
+        dags_folder: Path,
+        database_url: str,
+        extra_env: dict[str, str],
+        components: dict[str, tuple[str, ...]] | None = None,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         self.home = home
         self.api_port = free_port()
         self.api = f"http://127.0.0.1:{self.api_port}"
@@ -163,12 +237,14 @@ class Deployment:
                 "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD": "6",
             }
         )
+        env.update(settings or {})
         self.env = env
+        self.components = dict(components or DEFAULT_COMPONENTS)
         self.processes: dict[str, subprocess.Popen] = {}
         self._groups: list[int] = []
         """Every process group started, killed ones included: a scheduler killed alone leaves its
         LocalExecutor workers behind in its group, and they must not outlive the test."""
-        self.starts: dict[str, int] = dict.fromkeys(COMPONENTS, 0)
+        self.starts: dict[str, int] = dict.fromkeys(self.components, 0)
         self._token: str | None = None
 
     # --- processes --------------------------------------------------------------------------
@@ -189,11 +265,13 @@ class Deployment:
 
     def start(self, component: str) -> int:
         self.starts[component] += 1
-        args = [component, "--port", str(self.api_port)] if component == "api-server" else [component]
+        args = list(self.components[component])
+        if args == ["api-server"]:
+            args += ["--port", str(self.api_port)]
         with self.log_path(component).open("wb") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "airflow", *args],
-                env=self.env,
+                env={**self.env, "CORTEX_COMPONENT": component},
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so a test can kill it alone
@@ -244,12 +322,14 @@ class Deployment:
         return json.loads(text) if text else None
 
     def healthy(self, component: str) -> bool:
+        """The API server answers and, for a scheduler, triggerer or DAG processor, says that
+        kind of component is healthy (any one of them, where several run)."""
         try:
             health = self.request("GET", "/api/v2/monitor/health")
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
             return False
         key = {"scheduler": "scheduler", "triggerer": "triggerer", "dag-processor": "dag_processor"}.get(
-            component
+            self.components[component][0]
         )
         if key is None:
             return True

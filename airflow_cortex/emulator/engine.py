@@ -334,13 +334,18 @@ class CortexEngine:
 
         What a test needs to prove "at most one job running at a time" for a task, and to count
         jobs created and cancelled, while the emulator serves another process; ``polls`` (the
-        job's DESCRIBEs so far) tells it that a restarted waiter has taken up the job again.
+        job's DESCRIBEs so far) tells it that a restarted waiter has taken up the job again, and
+        ``cancel_requests`` (every CANCEL that reached the service, refused ones too) that no
+        stale try or moved trigger tried to cancel it.
         """
         with self._lock:
             now = self.clock()
             self._settle(now)
             polls = Counter(
                 call.arguments[0] for call in self.calls if call.operation == "DESCRIBE" and call.arguments
+            )
+            cancels = Counter(
+                call.arguments[0] for call in self.calls if call.operation == "CANCEL" and call.arguments
             )
             return [
                 {
@@ -350,6 +355,7 @@ class CortexEngine:
                     "created_at": job.created_at,
                     "ended_at": job.ended_at(now),
                     "polls": polls[job.id],
+                    "cancel_requests": cancels[job.id],
                 }
                 for job in sorted(self._jobs.values(), key=lambda j: j.created_at)
             ]

@@ -230,6 +230,19 @@ def test_a_test_in_another_process_ends_training_when_it_chooses(hook, cortex_em
     assert _control(cortex_emulator, "POST", "jobs/ft_missing/finish")[0] == 404
 
 
+def test_the_timeline_counts_every_cancel_that_reached_the_service(hook, cortex_emulator):
+    """What the distributed deployment test relies on to show no stale try cancelled a job:
+    a refused CANCEL (the job already ended) is counted as well as one that took effect."""
+    kept = hook.create_finetune_job("kept", "llama3.1-8b", "SELECT prompt, completion FROM train")
+    cancelled = hook.create_finetune_job("cancelled", "llama3.1-8b", "SELECT prompt, completion FROM train")
+    hook.cancel_finetune_job(cancelled)
+    with pytest.raises(CortexFineTuneError):
+        hook.cancel_finetune_job(cancelled)
+    rows = {row["id"]: row for row in _control(cortex_emulator, "GET", "jobs")[1]}
+    assert (rows[kept]["cancel_requests"], rows[kept]["status"]) == (0, "PENDING")
+    assert (rows[cancelled]["cancel_requests"], rows[cancelled]["status"]) == (2, "CANCELLED")
+
+
 def test_unknown_job_is_a_clear_error(hook):
     with pytest.raises(CortexFineTuneError) as info:
         hook.describe_finetune_job("ft_missing")
