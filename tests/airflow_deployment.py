@@ -200,6 +200,58 @@ class RedisServer:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+class EmulatorControl:
+    """The Cortex emulator's control routes, as a test in another process reads them: its
+    record of every job (status, polls, CANCEL requests) and the lever that ends training."""
+
+    def __init__(self, url: str) -> None:
+        self.emulator_url = url
+
+    def emulator(self, method: str, path: str, body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"{self.emulator_url}/cortex-emulator/{path}",
+            data=data,
+            headers={"Content-Type": "application/json"},
+            method=method,
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return json.loads(response.read())
+
+    def jobs(self, model_prefix: str) -> list[dict[str, Any]]:
+        """The jobs of the models whose names start with ``model_prefix`` (one scenario's)."""
+        return [job for job in self.emulator("GET", "jobs") if job["model_name"].startswith(model_prefix)]
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        return next(job for job in self.emulator("GET", "jobs") if job["id"] == job_id)
+
+    def end_training(self, job: dict[str, Any]) -> None:
+        """The job succeeds now (the emulator's finish route)."""
+        self.emulator("POST", f"jobs/{job['id']}/finish", {})
+
+
+class DeploymentStack(EmulatorControl):
+    """A deployment under test and the emulator it talks to: what every scenario reads."""
+
+    def __init__(self, deployment: Deployment, emulator_url: str) -> None:
+        super().__init__(emulator_url)
+        self.deployment = deployment
+
+    def diagnostics(self) -> str:
+        return f"emulator jobs: {self.emulator('GET', 'jobs')}\n{self.deployment.logs(2500)}"
+
+    def run_ended(self, dag_id: str, run_id: str, timeout: float) -> str:
+        """Wait for the DAG run to succeed or fail; return which."""
+        return str(
+            wait_for(
+                lambda: (s := self.deployment.run_state(dag_id, run_id)) in ("success", "failed") and s,
+                timeout,
+                f"{dag_id} {run_id} to end",
+                self.diagnostics,
+            )
+        )
+
+
 class Deployment:
     """Airflow's components as separate processes sharing one metadata database.
 
@@ -262,6 +314,12 @@ class Deployment:
         )
         assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
         return result.stdout
+
+    def migrate_and_start(self) -> None:
+        """Create the metadata database's schema, then start every component."""
+        self.airflow("db", "migrate")
+        for component in self.components:
+            self.start(component)
 
     def start(self, component: str) -> int:
         self.starts[component] += 1
@@ -334,6 +392,12 @@ class Deployment:
         if key is None:
             return True
         return (health.get(key) or {}).get("status") == "healthy"
+
+    def dag_parsed(self, dag_id: str) -> bool:
+        try:
+            return self.request("GET", f"/api/v2/dags/{dag_id}")["dag_id"] == dag_id
+        except OSError:
+            return False
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
         run = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})

@@ -16,13 +16,11 @@ import json
 import os
 import signal
 import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from airflow_deployment import COMPONENTS, SUMMARY, Deployment, PostgresServer, wait_for
+from airflow_deployment import COMPONENTS, SUMMARY, Deployment, DeploymentStack, PostgresServer, wait_for
 from conftest import EXAMPLES, run_cli
 
 from airflow_cortex.emulator.process import EmulatorProcess
@@ -49,32 +47,10 @@ TRAINING_SECONDS = 3600.0
 REPORT: list[dict[str, Any]] = []
 
 
-@dataclass
-class Stack:
-    deployment: Deployment
-    emulator_url: str
-    database: str
-
-    def emulator(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.emulator_url}/cortex-emulator/{path}",
-            data=data,
-            headers={"Content-Type": "application/json"},
-            method=method,
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-
-    def jobs(self, model: str) -> list[dict[str, Any]]:
-        return [job for job in self.emulator("GET", "jobs") if job["model_name"] == model]
-
-    def end_training(self, job: dict[str, Any]) -> None:
-        """The job succeeds now (the emulator's finish route)."""
-        self.emulator("POST", f"jobs/{job['id']}/finish", {})
-
-    def diagnostics(self) -> str:
-        return f"emulator jobs: {self.emulator('GET', 'jobs')}\n{self.deployment.logs()}"
+class Stack(DeploymentStack):
+    def __init__(self, deployment: Deployment, emulator_url: str, database: str) -> None:
+        super().__init__(deployment, emulator_url)
+        self.database = database
 
 
 @pytest.fixture(scope="module")
@@ -105,9 +81,7 @@ def stack(tmp_path_factory):
         run_cli(
             str(EXAMPLES / "support_tickets_demo.py"), "--conn-id", "snowflake_default", env=deployment.env
         )
-        deployment.airflow("db", "migrate")
-        for component in COMPONENTS:
-            deployment.start(component)
+        deployment.migrate_and_start()
         for component in COMPONENTS:
             wait_for(
                 lambda c=component: deployment.healthy(c),
@@ -117,7 +91,7 @@ def stack(tmp_path_factory):
             )
         for dag_id in (WORKER, DEFERRED, DEFERRED_NO_RETRY):
             wait_for(
-                lambda d=dag_id: _dag_parsed(deployment, d),
+                lambda d=dag_id: deployment.dag_parsed(d),
                 READY_TIMEOUT,
                 f"{dag_id} parsed",
                 deployment.logs,
@@ -130,13 +104,6 @@ def stack(tmp_path_factory):
         if postgres is not None:
             postgres.stop()
         _summarise(database)
-
-
-def _dag_parsed(deployment: Deployment, dag_id: str) -> bool:
-    try:
-        return deployment.request("GET", f"/api/v2/dags/{dag_id}")["dag_id"] == dag_id
-    except OSError:
-        return False
 
 
 def _summarise(database: str) -> None:
@@ -201,12 +168,7 @@ def _waiting(stack: Stack, dag_id: str, run_id: str, model: str, state: str) -> 
 
 def _finish(stack: Stack, scenario: str, dag_id: str, run_id: str, model: str) -> list[dict[str, Any]]:
     """Wait for the run to end, record what it cost, and check the promises every scenario keeps."""
-    state = wait_for(
-        lambda: (s := stack.deployment.run_state(dag_id, run_id)) in ("success", "failed") and s,
-        RUN_TIMEOUT,
-        f"{dag_id} {run_id} to end",
-        stack.diagnostics,
-    )
+    state = stack.run_ended(dag_id, run_id, RUN_TIMEOUT)
     jobs = stack.jobs(model)
     tries = stack.deployment.task(dag_id, run_id, "finetune")["try_number"]
     REPORT.append(

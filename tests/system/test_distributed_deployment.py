@@ -19,13 +19,11 @@ import json
 import os
 import signal
 import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from airflow_deployment import SUMMARY, Deployment, PostgresServer, RedisServer, wait_for
+from airflow_deployment import SUMMARY, Deployment, DeploymentStack, PostgresServer, RedisServer, wait_for
 from conftest import EXAMPLES, run_cli
 
 from airflow_cortex.emulator.process import EmulatorProcess
@@ -77,31 +75,10 @@ def celery_settings(broker: str, database_port: int) -> dict[str, str]:
     }
 
 
-@dataclass
-class Cluster:
-    deployment: Deployment
-    postgres: PostgresServer
-    emulator_url: str
-
-    def emulator(self, method: str, path: str, body: Any = None) -> Any:
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"{self.emulator_url}/cortex-emulator/{path}",
-            data=data,
-            headers={"Content-Type": "application/json"},
-            method=method,
-        )
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return json.loads(response.read())
-
-    def jobs(self, model_prefix: str) -> list[dict[str, Any]]:
-        return [job for job in self.emulator("GET", "jobs") if job["model_name"].startswith(model_prefix)]
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        return next(job for job in self.emulator("GET", "jobs") if job["id"] == job_id)
-
-    def diagnostics(self) -> str:
-        return f"emulator jobs: {self.emulator('GET', 'jobs')}\n{self.deployment.logs(2500)}"
+class Cluster(DeploymentStack):
+    def __init__(self, deployment: Deployment, postgres: PostgresServer, emulator_url: str) -> None:
+        super().__init__(deployment, emulator_url)
+        self.postgres = postgres
 
     def sql(self, statement: str, *params: Any) -> list[tuple]:
         return self.postgres.sql("airflow", statement, *params)
@@ -196,9 +173,7 @@ def cluster(tmp_path_factory):
         run_cli(
             str(EXAMPLES / "support_tickets_demo.py"), "--conn-id", "snowflake_default", env=deployment.env
         )
-        deployment.airflow("db", "migrate")
-        for component in COMPONENTS:
-            deployment.start(component)
+        deployment.migrate_and_start()
         extra = json.loads(emulator.connection)["extra"]
         stack = Cluster(deployment, postgres, f"http://{extra['host']}:{extra['port']}")
 
@@ -214,7 +189,10 @@ def cluster(tmp_path_factory):
             wait_for(lambda n=name: stack.worker_ready(n), READY_TIMEOUT, f"{name} ready", stack.diagnostics)
         for dag_id in (WORKER, DEFERRED, MAPPED):
             wait_for(
-                lambda d=dag_id: _parsed(deployment, d), READY_TIMEOUT, f"{dag_id} parsed", stack.diagnostics
+                lambda d=dag_id: deployment.dag_parsed(d),
+                READY_TIMEOUT,
+                f"{dag_id} parsed",
+                stack.diagnostics,
             )
         yield stack
     finally:
@@ -223,13 +201,6 @@ def cluster(tmp_path_factory):
         redis.stop()
         postgres.stop()
         _summarise()
-
-
-def _parsed(deployment: Deployment, dag_id: str) -> bool:
-    try:
-        return deployment.request("GET", f"/api/v2/dags/{dag_id}")["dag_id"] == dag_id
-    except OSError:
-        return False
 
 
 def _summarise() -> None:
@@ -265,16 +236,35 @@ def _polled_again(cluster: Cluster, job: dict[str, Any]) -> bool:
     return cluster.job(job["id"])["polls"] > job["polls"]
 
 
+def _deferred(cluster: Cluster, model: str) -> tuple[str, dict[str, Any], str]:
+    """A fresh run of the deferred DAG whose job trains: its run id, its job, and the triggerer
+    holding its trigger."""
+    run_id = cluster.deployment.trigger(DEFERRED, {"model_name": model})
+    job = _waiting(cluster, DEFERRED, run_id, model, "deferred")
+    holder = wait_for(lambda: cluster.trigger_holder(DEFERRED, run_id), RUN_TIMEOUT, "a triggerer to hold it")
+    return run_id, job, holder
+
+
+def _taken_over(cluster: Cluster, run_id: str, job: dict[str, Any], holder: str) -> str:
+    """Wait until a triggerer other than ``holder`` holds the trigger and has polled the job
+    (since ``job`` was read); return its name."""
+    return wait_for(
+        lambda: (
+            (h := cluster.trigger_holder(DEFERRED, run_id)) not in (None, holder)
+            and _polled_again(cluster, job)
+            and h
+        ),
+        RUN_TIMEOUT,
+        "the other triggerer to take the trigger over and poll",
+        cluster.diagnostics,
+    )
+
+
 def _finish(
     cluster: Cluster, scenario: str, dag_id: str, run_id: str, model: str, expected_jobs: int, took_over: str
 ) -> list[dict[str, Any]]:
     """Wait for the run to end, record what it cost, and check what every scenario promises."""
-    state = wait_for(
-        lambda: (s := cluster.deployment.run_state(dag_id, run_id)) in ("success", "failed") and s,
-        RUN_TIMEOUT,
-        f"{dag_id} {run_id} to end",
-        cluster.diagnostics,
-    )
+    state = cluster.run_ended(dag_id, run_id, RUN_TIMEOUT)
     jobs = cluster.jobs(model)
     tries = sorted(ti["try_number"] for ti in cluster.tis(dag_id, run_id))
     REPORT.append(
@@ -325,7 +315,7 @@ def test_a_celery_worker_killed_under_a_worker_mode_task(cluster, when):
         f"try 2 to say {wording!r}",
         cluster.diagnostics,
     )
-    cluster.emulator("POST", f"jobs/{job['id']}/finish", {})
+    cluster.end_training(job)
     (second,) = cluster.ran_on(WORKER, run_id, 2)
     number = "1" if when == "waiting" else "2"
     took_over = f"{victim} killed with try 1; try 2 on {second}"
@@ -337,23 +327,11 @@ def test_the_triggerer_holding_a_trigger_killed(cluster):
     """3: the other triggerer takes the trigger over once the dead one misses its health check;
     the moved trigger neither cancels the job nor starts another; the task keeps its try."""
     model = "dist_triggerer_kill"
-    run_id = cluster.deployment.trigger(DEFERRED, {"model_name": model})
-    job = _waiting(cluster, DEFERRED, run_id, model, "deferred")
-    holder = wait_for(lambda: cluster.trigger_holder(DEFERRED, run_id), RUN_TIMEOUT, "a triggerer to hold it")
+    run_id, job, holder = _deferred(cluster, model)
     cluster.deployment.kill(holder, whole_group=True)
-    job = cluster.job(job["id"])
-    other = wait_for(
-        lambda: (
-            (h := cluster.trigger_holder(DEFERRED, run_id)) not in (None, holder)
-            and _polled_again(cluster, job)
-            and h
-        ),
-        RUN_TIMEOUT,
-        "the other triggerer to take the trigger over and poll",
-        cluster.diagnostics,
-    )
+    other = _taken_over(cluster, run_id, cluster.job(job["id"]), holder)
     cluster.deployment.start(holder)
-    cluster.emulator("POST", f"jobs/{job['id']}/finish", {})
+    cluster.end_training(job)
     took_over = f"{holder} killed; {other} took the trigger over"
     _finish(cluster, "3. kill -9 the triggerer holding the trigger", DEFERRED, run_id, model, 1, took_over)
     assert cluster.ti(DEFERRED, run_id)["try_number"] == 1
@@ -366,23 +344,11 @@ def test_a_frozen_triggerer_wakes_after_its_trigger_moved(cluster):
     through ``on_kill``, as if a user had killed the task: the trigger's guard is what keeps the
     job.)"""
     model = "dist_triggerer_frozen"
-    run_id = cluster.deployment.trigger(DEFERRED, {"model_name": model})
-    job = _waiting(cluster, DEFERRED, run_id, model, "deferred")
-    holder = wait_for(lambda: cluster.trigger_holder(DEFERRED, run_id), RUN_TIMEOUT, "a triggerer to hold it")
+    run_id, job, holder = _deferred(cluster, model)
     group = cluster.deployment.processes[holder].pid
     os.killpg(group, signal.SIGSTOP)
     try:
-        job = cluster.job(job["id"])
-        other = wait_for(
-            lambda: (
-                (h := cluster.trigger_holder(DEFERRED, run_id)) not in (None, holder)
-                and _polled_again(cluster, job)
-                and h
-            ),
-            RUN_TIMEOUT,
-            "the other triggerer to take the trigger over and poll",
-            cluster.diagnostics,
-        )
+        other = _taken_over(cluster, run_id, cluster.job(job["id"]), holder)
     finally:
         os.killpg(group, signal.SIGCONT)
     woke = cluster.deployment.log_path(holder)
@@ -409,7 +375,7 @@ def test_a_frozen_triggerer_wakes_after_its_trigger_moved(cluster):
         cluster.diagnostics,
     )
     assert cluster.job(job["id"])["cancel_requests"] == 0
-    cluster.emulator("POST", f"jobs/{job['id']}/finish", {})
+    cluster.end_training(job)
     took_over = f"{holder} frozen; {other} took the trigger over"
     _finish(cluster, "3b. freeze the holding triggerer, then wake it", DEFERRED, run_id, model, 1, took_over)
     assert cluster.ti(DEFERRED, run_id)["try_number"] == 1
@@ -433,7 +399,7 @@ def test_a_scheduler_killed_while_one_task_is_deferred_and_one_waits_in_a_worker
     )
     cluster.deployment.start(victim)
     for job in (worker_job, deferred_job):
-        cluster.emulator("POST", f"jobs/{job['id']}/finish", {})
+        cluster.end_training(job)
     took_over = f"{victim} killed; {adopter} adopted the running task"
     _finish(
         cluster, "4a. kill -9 scheduler, task in a worker", WORKER, worker_run, worker_model, 1, took_over
@@ -449,9 +415,7 @@ def test_a_deferred_task_cleared_during_a_triggerer_failover(cluster):
     """5: the triggerer holding the trigger dies and the user clears the task before the other
     takes it over; try 2 reconnects to the running job and defers to the surviving triggerer."""
     model = "dist_clear_failover"
-    run_id = cluster.deployment.trigger(DEFERRED, {"model_name": model})
-    job = _waiting(cluster, DEFERRED, run_id, model, "deferred")
-    holder = wait_for(lambda: cluster.trigger_holder(DEFERRED, run_id), RUN_TIMEOUT, "a triggerer to hold it")
+    run_id, job, holder = _deferred(cluster, model)
     cluster.deployment.kill(holder, whole_group=True)
     cluster.deployment.clear(DEFERRED, run_id, "finetune")
     other = wait_for(
@@ -465,7 +429,7 @@ def test_a_deferred_task_cleared_during_a_triggerer_failover(cluster):
         cluster.diagnostics,
     )
     cluster.deployment.start(holder)
-    cluster.emulator("POST", f"jobs/{job['id']}/finish", {})
+    cluster.end_training(job)
     took_over = f"{holder} killed; try 2 deferred to {other}"
     _finish(cluster, "5. clear while the triggerer fails over", DEFERRED, run_id, model, 1, took_over)
     assert "Reconnecting to existing job" in cluster.task_log(DEFERRED, run_id, 2)
@@ -499,7 +463,7 @@ def test_a_mapped_fine_tune_with_a_worker_killed_mid_run(cluster):
 
     wait_for(retried, RUN_TIMEOUT, f"map indexes {lost} to reattach in try 2", cluster.diagnostics)
     for job in jobs:
-        cluster.emulator("POST", f"jobs/{job['id']}/finish", {})
+        cluster.end_training(job)
     after = {name for index in lost for name in cluster.ran_on(MAPPED, run_id, 2, index)}
     took_over = f"{len(lost)} of 8 lost with {victim}; try 2 on {', '.join(sorted(after))}"
     _finish(
