@@ -341,11 +341,10 @@ class CortexEngine:
         with self._lock:
             now = self.clock()
             self._settle(now)
-            polls = Counter(
-                call.arguments[0] for call in self.calls if call.operation == "DESCRIBE" and call.arguments
-            )
-            cancels = Counter(
-                call.arguments[0] for call in self.calls if call.operation == "CANCEL" and call.arguments
+            per_job = Counter(
+                (call.operation, call.arguments[0])
+                for call in self.calls
+                if call.operation in ("DESCRIBE", "CANCEL") and call.arguments
             )
             return [
                 {
@@ -354,8 +353,8 @@ class CortexEngine:
                     "model_name": job.model_name,
                     "created_at": job.created_at,
                     "ended_at": job.ended_at(now),
-                    "polls": polls[job.id],
-                    "cancel_requests": cancels[job.id],
+                    "polls": per_job["DESCRIBE", job.id],
+                    "cancel_requests": per_job["CANCEL", job.id],
                 }
                 for job in sorted(self._jobs.values(), key=lambda j: j.created_at)
             ]
