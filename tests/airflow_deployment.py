@@ -27,7 +27,10 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: What each component runs: ``airflow <arguments>`` (the API server also gets its port).
@@ -240,6 +243,14 @@ class DeploymentStack(EmulatorControl):
     def diagnostics(self) -> str:
         return f"emulator jobs: {self.emulator('GET', 'jobs')}\n{self.deployment.logs(2500)}"
 
+    def task_log(self, dag_id: str, run_id: str, attempt: int, map_index: int = -1) -> str:
+        """The ``finetune`` task's log for one try (its trigger's logs included)."""
+        folder = f"logs/dag_id={dag_id}/run_id={run_id}/task_id=finetune"
+        if map_index >= 0:
+            folder += f"/map_index={map_index}"
+        paths = self.deployment.home.glob(f"{folder}/attempt={attempt}.log*")
+        return "\n".join(path.read_text(errors="replace") for path in sorted(paths))
+
     def run_ended(self, dag_id: str, run_id: str, timeout: float) -> str:
         """Wait for the DAG run to succeed or fail; return which."""
         return str(
@@ -398,6 +409,11 @@ class Deployment:
             return self.request("GET", f"/api/v2/dags/{dag_id}")["dag_id"] == dag_id
         except OSError:
             return False
+
+    def wait_parsed(self, dag_ids: tuple[str, ...], timeout: float, diagnostics: Callable[[], str]) -> None:
+        """Wait until the DAG processor has given the API each of ``dag_ids``."""
+        for dag_id in dag_ids:
+            wait_for(lambda d=dag_id: self.dag_parsed(d), timeout, f"{dag_id} parsed", diagnostics)
 
     def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
         run = self.request("POST", f"/api/v2/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})

@@ -89,13 +89,7 @@ def stack(tmp_path_factory):
                 f"{component} healthy",
                 deployment.logs,
             )
-        for dag_id in (WORKER, DEFERRED, DEFERRED_NO_RETRY):
-            wait_for(
-                lambda d=dag_id: deployment.dag_parsed(d),
-                READY_TIMEOUT,
-                f"{dag_id} parsed",
-                deployment.logs,
-            )
+        deployment.wait_parsed((WORKER, DEFERRED, DEFERRED_NO_RETRY), READY_TIMEOUT, deployment.logs)
         extra = json.loads(emulator.connection)["extra"]
         yield Stack(deployment, f"http://{extra['host']}:{extra['port']}", database)
     finally:
@@ -189,13 +183,6 @@ def _finish(stack: Stack, scenario: str, dag_id: str, run_id: str, model: str) -
     return jobs
 
 
-def _task_log(stack: Stack, dag_id: str, run_id: str, attempt: int) -> str:
-    paths = stack.deployment.home.glob(
-        f"logs/dag_id={dag_id}/run_id={run_id}/task_id=finetune/attempt={attempt}.log*"
-    )
-    return "\n".join(path.read_text(errors="replace") for path in sorted(paths))
-
-
 # --- the scenarios, each a fresh run -----------------------------------------------------------
 
 
@@ -224,16 +211,16 @@ def test_scheduler_killed_alone_while_a_worker_waits(stack):
     stack.deployment.start("scheduler")
 
     def handed_over() -> bool:
-        second = _task_log(stack, WORKER, run_id, 2)
+        second = stack.task_log(WORKER, run_id, 2)
         return f"takes over job {job['id']}" in second and (
-            f"leaving job {job['id']} running" in _task_log(stack, WORKER, run_id, 1)
+            f"leaving job {job['id']} running" in stack.task_log(WORKER, run_id, 1)
         )
 
     _end_training(stack, job, handed_over, "try 2 to take the job over and try 1 to leave it running")
     jobs = _finish(stack, "2. kill -9 scheduler alone, worker waiting", WORKER, run_id, model)
     assert [j["id"] for j in jobs] == [job["id"]]
     assert stack.deployment.task(WORKER, run_id, "finetune")["try_number"] == 2
-    assert "Reconnecting to existing job" in _task_log(stack, WORKER, run_id, 2)
+    assert "Reconnecting to existing job" in stack.task_log(WORKER, run_id, 2)
 
 
 @pytest.mark.parametrize("dag_id", [WORKER, DEFERRED])
@@ -249,14 +236,14 @@ def test_task_process_killed_right_after_create(stack, dag_id):
     _end_training(
         stack,
         job,
-        lambda: f"Reattaching to job {job['id']}" in _task_log(stack, dag_id, run_id, 2),
+        lambda: f"Reattaching to job {job['id']}" in stack.task_log(dag_id, run_id, 2),
         "try 2 to reattach to the job",
     )
     mode = "worker" if dag_id == WORKER else "deferred"
     jobs = _finish(stack, f"3. kill -9 task process right after CREATE ({mode})", dag_id, run_id, model)
     assert len(jobs) == 1
     assert stack.deployment.task(dag_id, run_id, "finetune")["try_number"] == 2
-    assert f"Reattaching to job {jobs[0]['id']}" in _task_log(stack, dag_id, run_id, 2)
+    assert f"Reattaching to job {jobs[0]['id']}" in stack.task_log(dag_id, run_id, 2)
 
 
 @pytest.mark.parametrize("dag_id", [DEFERRED_NO_RETRY, DEFERRED])
@@ -272,7 +259,7 @@ def test_clear_while_deferred_with_cancel_refused(stack, dag_id):
         _end_training(
             stack,
             job,
-            lambda: "Reconnecting to existing job" in _task_log(stack, dag_id, run_id, 2),
+            lambda: "Reconnecting to existing job" in stack.task_log(dag_id, run_id, 2),
             "the cleared task's try 2 to reconnect to the job",
         )
         jobs = _finish(
@@ -283,7 +270,7 @@ def test_clear_while_deferred_with_cancel_refused(stack, dag_id):
     assert [j["id"] for j in jobs] == [job["id"]]
     assert jobs[0]["status"] == "SUCCESS"
     assert stack.deployment.task(dag_id, run_id, "finetune")["try_number"] == 2
-    assert "Reconnecting to existing job" in _task_log(stack, dag_id, run_id, 2)
+    assert "Reconnecting to existing job" in stack.task_log(dag_id, run_id, 2)
 
 
 @pytest.mark.parametrize("dag_id", [WORKER, DEFERRED])

@@ -128,13 +128,6 @@ class Cluster(DeploymentStack):
                         names.add(name)
         return sorted(names)
 
-    def task_log(self, dag_id: str, run_id: str, attempt: int, map_index: int = -1) -> str:
-        folder = f"logs/dag_id={dag_id}/run_id={run_id}/task_id=finetune"
-        if map_index >= 0:
-            folder += f"/map_index={map_index}"
-        paths = self.deployment.home.glob(f"{folder}/attempt={attempt}.log*")
-        return "\n".join(path.read_text(errors="replace") for path in sorted(paths))
-
     def restart(self, component: str) -> None:
         """kill -9 the component and everything it started (a host lost), then start it again."""
         self.deployment.kill(component, whole_group=True)
@@ -187,13 +180,7 @@ def cluster(tmp_path_factory):
             )
         for name in WORKERS:
             wait_for(lambda n=name: stack.worker_ready(n), READY_TIMEOUT, f"{name} ready", stack.diagnostics)
-        for dag_id in (WORKER, DEFERRED, MAPPED):
-            wait_for(
-                lambda d=dag_id: deployment.dag_parsed(d),
-                READY_TIMEOUT,
-                f"{dag_id} parsed",
-                stack.diagnostics,
-            )
+        deployment.wait_parsed((WORKER, DEFERRED, MAPPED), READY_TIMEOUT, stack.diagnostics)
         yield stack
     finally:
         deployment.stop()
