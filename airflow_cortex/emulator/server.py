@@ -18,7 +18,6 @@ import atexit
 import logging
 import re
 import shutil
-import socket
 import threading
 from collections import Counter
 from pathlib import Path
@@ -26,7 +25,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import fakesnow.server as fakesnow_server
 import fakesnow.transforms.stage as fakesnow_stage
-import uvicorn
 from starlette.applications import Starlette
 
 from airflow_cortex.emulator import control, sql_api
@@ -41,6 +39,7 @@ from airflow_cortex.emulator.data_store import DataStore, SourceUnreadable
 from airflow_cortex.emulator.engine import CortexEngine
 from airflow_cortex.emulator.identifiers import InvalidName
 from airflow_cortex.emulator.lexer import split_script
+from airflow_cortex.emulator.listener import Listener
 from airflow_cortex.emulator.network import ConnectionDropped, Faults, NetworkEdge
 from airflow_cortex.emulator.service import Service
 from airflow_cortex.emulator.sources import data_reference, is_query, parse_dataset_version, parse_stage_path
@@ -105,8 +104,7 @@ class CortexEmulator(AirflowConnections, Service):
         local and for tests: a test can prove which credential a task really used)."""
         self.faults = Faults()
         self.port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._listener: Listener | None = None
         self._fs: CortexFakeSnow | None = None
         self._edge: NetworkEdge | None = None
         self._load_lock = threading.Lock()
@@ -158,38 +156,18 @@ class CortexEmulator(AirflowConnections, Service):
 
     def _listen(self, port: int) -> None:
         """Serve HTTP on ``port`` (0: a free one) in a thread, until :meth:`_stop_listening`."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, port))
-        self.port = sock.getsockname()[1]
         assert self._edge is not None
         self._edge.new_event_loop()
-        tls: dict[str, Any] = {}
+        tls_files = None
         if self.certificate is not None:
-            tls = {
-                "ssl_certfile": str(self.certificate.cert_file),
-                "ssl_keyfile": str(self.certificate.key_file),
-            }
-        config = uvicorn.Config(self._edge, log_level="warning", lifespan="off", **tls)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name="cortex-emulator", daemon=True
-        )
-        self._thread.start()
-        while self._thread.is_alive() and not self._server.started:
-            threading.Event().wait(0.02)
-        if not self._server.started:
-            raise RuntimeError(f"Cortex emulator failed to start on {self.host}:{self.port}")
+            tls_files = (self.certificate.cert_file, self.certificate.key_file)
+        self._listener = Listener(self._edge, self.host, port, tls_files)
+        self.port = self._listener.port
 
-    def _stop_listening(self) -> None:
-        if self._server is not None:
-            self._server.should_exit = True
-            # Without this, uvicorn waits for each TLS connection a client keeps open (a kept
-            # session, the connector's pool) to finish its close handshake: seconds per stop.
-            self._server.force_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
+    def _stop_listening(self, *, linger: bool = False) -> None:
+        if self._listener is not None:
+            self._listener.stop(linger=linger)
+        self._listener = None
         fakesnow_server.sessions.clear()
 
     def restart(self, downtime: float = 1.0) -> None:
@@ -202,21 +180,24 @@ class CortexEmulator(AirflowConnections, Service):
         if self._fs is None or self.port is None:
             raise RuntimeError("The emulator is not running")
         port = self.port
-        self._stop_listening()
+        self._stop_listening(linger=True)
         threading.Event().wait(downtime)
         self._listen(port)
 
     def stop(self) -> None:
-        self._stop_listening()
-        if self._fs is not None:
-            self._fs.duck_conn.close()
-        self._fs = None
-        if self.certificate is not None:
-            self.certificate.remove()
-            self.certificate = None
-        with CortexEmulator._running_lock:
-            if CortexEmulator._running is self:
-                CortexEmulator._running = None
+        # Whatever fails here, the process may start another emulator afterwards.
+        try:
+            self._stop_listening()
+            if self._fs is not None:
+                self._fs.duck_conn.close()
+        finally:
+            self._fs = None
+            if self.certificate is not None:
+                self.certificate.remove()
+                self.certificate = None
+            with CortexEmulator._running_lock:
+                if CortexEmulator._running is self:
+                    CortexEmulator._running = None
 
     @property
     def ca_bundle(self) -> str | None:

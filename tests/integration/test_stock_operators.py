@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import pytest
-from conftest import DAGS
+from conftest import DAGS, SCRATCH_DAGS
 from test_docs_snippet import snippets
 
 if TYPE_CHECKING:
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.airflow
 def support_bot(tmp_path) -> Iterator[DagRunner]:
     """The page's DAG in this session's dags folder (``dag.test()`` runs DAGs of Airflow's bundle)."""
     files = snippets()
-    dag_file = DAGS.dags_folder / "support_bot.py"
+    dag_file = SCRATCH_DAGS / "support_bot.py"
     dag_file.write_text(files["dags/support_bot.py"])
     (tmp_path / "tickets.csv").write_text(files["tests/tickets.csv"])
     yield DAGS
