@@ -50,7 +50,9 @@ _dags.mkdir()
 # bundle that was half the CPU of each of the suite's DAG runs.
 _bundle_folders = {"examples": EXAMPLES}
 _bundle_folders.update(
-    (folder.name, folder) for folder in sorted((REPO / "tests" / "dags").iterdir()) if folder.is_dir()
+    (folder.name, folder)
+    for folder in sorted((REPO / "tests" / "dags").iterdir())
+    if folder.is_dir() and folder.name != "__pycache__"
 )
 for _name, _folder in _bundle_folders.items():
     (_dags / _name).symlink_to(_folder, target_is_directory=True)

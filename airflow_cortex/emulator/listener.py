@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 import uvicorn
@@ -90,9 +91,8 @@ class Listener:
             target=self._server.run, kwargs={"sockets": [sock]}, name="cortex-emulator", daemon=True
         )
         self._thread.start()
-        started = threading.Event()
         while self._thread.is_alive() and not self._server.started:
-            started.wait(0.005)
+            time.sleep(0.005)
         if not self._server.started:
             raise RuntimeError(f"Cortex emulator failed to start on {host}:{self.port}")
 
