@@ -44,16 +44,15 @@ if [ "$(cat "$stamp" 2>/dev/null || true)" != "$want" ]; then
     fi
     "$VENV/bin/uv" pip install --quiet --python "$VENV/bin/python" \
         --constraint "$CONSTRAINTS" --editable "$ROOT[$EXTRAS]"
-    echo "$want" > "$stamp"
-fi
-
-# Where PYTHONDONTWRITEBYTECODE is set (it is on this project's machines) Python caches nothing
-# it compiles, so every process (each test worker, airflow CLI, task process and deployment
-# component) compiled Airflow from source again: about 10 s of CPU each. This venv's Python
-# writes bytecode as Python does by default, for exactly the modules a process imports; compiling
-# every installed package up front instead took 24 s of a fresh clone's run (38 s of CPU, for
-# 7,800 files of which a test run imports 3,100).
-purelib="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
-cat > "$purelib/airflow_cortex_bytecode.pth" <<'PTH'
+    # Where PYTHONDONTWRITEBYTECODE is set (it is on this project's machines) Python caches nothing
+    # it compiles, so every process (each test worker, airflow CLI, task process and deployment
+    # component) compiled Airflow from source again: about 10 s of CPU each. This venv's Python
+    # writes bytecode as Python does by default, for exactly the modules a process imports; compiling
+    # every installed package up front instead took 24 s of a fresh clone's run (38 s of CPU, for
+    # 7,800 files of which a test run imports 3,100).
+    purelib="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    cat > "$purelib/airflow_cortex_bytecode.pth" <<'PTH'
 import sys; sys.dont_write_bytecode = False
 PTH
+    echo "$want" > "$stamp"
+fi

@@ -99,9 +99,9 @@ def test_error_and_cancelled_fail_the_task_with_snowflakes_words(
 
 
 def _lift_kill_read_bound(monkeypatch: pytest.MonkeyPatch) -> None:
-    """on_kill gives each read 1.5 s (Airflow sends SIGKILL 5 s after SIGTERM); beside other test
-    workers on 2 cores a read took longer and the kill left its job running. The bound itself is
-    tested in tests/unit/test_utils_task_instance.py; here the kill is, on a machine of any load."""
+    """on_kill gives each read 1.5 s (Airflow sends SIGKILL 5 s after SIGTERM). Beside three other
+    test workers on 2 cores a read may take longer, and the kill would then rightly leave its job
+    running; the bound itself is tested in tests/unit/test_utils_task_instance.py, here the kill."""
     monkeypatch.setattr(earlier_tries, "KILL_READ_SECONDS", 20.0)
 
 
